@@ -1,0 +1,65 @@
+//! Datasets in memory: images as `f32` in `[0, 1]`, NCHW, with `u32` labels.
+//!
+//! A data directory holds one folder per dataset in its original public format
+//! (`<dir>/mnist/train-images-idx3-ubyte.gz`, …), the layout of `../shared/data/`.
+mod idx;
+mod mnist;
+
+pub use idx::{read_idx_images, read_idx_labels, IdxImages};
+
+use crate::error::{Error, Result};
+use std::path::Path;
+
+/// Which half of a dataset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Split {
+    Train,
+    Test,
+}
+
+/// A labelled image dataset held in memory.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    /// `len × channels × height × width` values in `[0, 1]`, image after image.
+    pub images: Vec<f32>,
+    pub labels: Vec<u32>,
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    pub classes: usize,
+}
+
+impl Dataset {
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// Values per image.
+    pub fn image_size(&self) -> usize {
+        self.channels * self.height * self.width
+    }
+
+    /// The first `n` samples (all of them if `n ≥ len`).
+    pub fn truncate(mut self, n: usize) -> Self {
+        let n = n.min(self.len());
+        self.labels.truncate(n);
+        self.images.truncate(n * self.image_size());
+        self
+    }
+}
+
+/// Names accepted by [`load`].
+pub const DATASETS: &[&str] = &["mnist", "fashion-mnist"];
+
+/// Loads `name`'s `split` from `<data_dir>/<name>/`.
+pub fn load(name: &str, data_dir: &Path, split: Split) -> Result<Dataset> {
+    match name {
+        "mnist" | "fashion-mnist" => mnist::load(&data_dir.join(name), split),
+        _ => Err(Error::config("dataset", format!("unknown dataset {name:?}; available: {}", DATASETS.join(", ")))),
+    }
+}

@@ -1,0 +1,69 @@
+//! The layer functions every registry model is built from, as candle ops whose backward
+//! rules the training uses. Kept in one place so that the finite-difference tests in
+//! `tests/` check exactly what training differentiates.
+//!
+//! Shapes: images `N×C×H×W`, conv weights `O×I×K×K`, linear weights `out×in` (PyTorch's layout).
+//!
+//! ```
+//! use candle_core::{Device, Tensor};
+//! use goldpan_core::models::layers;
+//! let x = Tensor::ones((2, 3), candle_core::DType::F32, &Device::Cpu).unwrap();
+//! let w = Tensor::ones((4, 3), candle_core::DType::F32, &Device::Cpu).unwrap();
+//! let b = Tensor::zeros(4, candle_core::DType::F32, &Device::Cpu).unwrap();
+//! assert_eq!(layers::linear(&x, &w, &b).unwrap().dims(), &[2, 4]);
+//! ```
+use candle_core::{DType, Result, Tensor, D};
+
+/// `x · wᵀ + b` for `x: N×in`, `w: out×in`, `b: out`.
+pub fn linear(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
+    x.matmul(&w.t()?)?.broadcast_add(b)
+}
+
+/// Stride-1, unpadded 2-D convolution plus a per-channel bias.
+pub fn conv2d(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let y = x.conv2d(w, 0, 1, 1, 1)?;
+    y.broadcast_add(&b.reshape((1, b.dim(0)?, 1, 1))?)
+}
+
+/// Non-overlapping `k×k` max-pooling (trailing rows/columns that fill no window are dropped).
+///
+/// Written as a gather at each window's argmax rather than candle's `max_pool2d`, whose
+/// backward (candle-core 0.11.1) scales the gradient by the window's fraction of maxima
+/// instead of routing it: 1/k² of the true gradient for a unique max. The gather routes the
+/// whole gradient to the first maximal element of each window, PyTorch's rule for ties.
+pub fn max_pool2d(x: &Tensor, k: usize) -> Result<Tensor> {
+    let (n, c, h, w) = x.dims4()?;
+    let (oh, ow) = (h / k, w / k);
+    let x = if h % k != 0 || w % k != 0 { x.narrow(2, 0, oh * k)?.narrow(3, 0, ow * k)? } else { x.clone() };
+    let windows = x
+        .reshape((n, c, oh, k, ow, k))?
+        .permute((0, 1, 2, 4, 3, 5))?
+        .contiguous()?
+        .reshape((n, c, oh, ow, k * k))?;
+    let first_max = windows.argmax_keepdim(D::Minus1)?;
+    windows.gather(&first_max, D::Minus1)?.squeeze(D::Minus1)
+}
+
+pub fn relu(x: &Tensor) -> Result<Tensor> {
+    x.relu()
+}
+
+/// Row-wise log-softmax over the last dimension, shifted by the row max for stability.
+pub fn log_softmax(logits: &Tensor) -> Result<Tensor> {
+    let max = logits.max_keepdim(D::Minus1)?.detach();
+    let shifted = logits.broadcast_sub(&max)?;
+    let lse = shifted.exp()?.sum_keepdim(D::Minus1)?.log()?;
+    shifted.broadcast_sub(&lse)
+}
+
+/// Mean negative log-likelihood of `labels` (`u32`, length N) under `log_probs` (N×C).
+pub fn nll(log_probs: &Tensor, labels: &Tensor) -> Result<Tensor> {
+    let n = log_probs.dim(0)?;
+    let picked = log_probs.gather(&labels.to_dtype(DType::U32)?.unsqueeze(1)?, 1)?;
+    picked.sum_all()?.affine(-1.0 / n as f64, 0.0)
+}
+
+/// Mean cross-entropy of integer `labels` against raw `logits`.
+pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
+    nll(&log_softmax(logits)?, labels)
+}

@@ -1,0 +1,68 @@
+//! The model registry: conv nets picked by name, with seeded initialisation.
+//!
+//! A model owns its parameters as named [`Var`]s in a fixed order (the order of checkpoints
+//! and of the weights hash). The training loop only sees [`Model`], so adding a network is
+//! one file plus one [`REGISTRY`] row.
+//!
+//! ```
+//! use goldpan_core::models;
+//! let spec = models::spec("lenet5").unwrap();
+//! let model = spec.build(0, &candle_core::Device::Cpu).unwrap();
+//! assert_eq!(model.params().count(), 44_426);
+//! ```
+pub mod layers;
+mod lenet5;
+mod params;
+
+pub use params::{Initializer, Params};
+
+use crate::error::{Error, Result};
+use candle_core::{Device, Tensor};
+
+/// How a forward pass runs: training mode (dropout, batch statistics) or evaluation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `seed` drives any stochastic layer of this step, so a step is reproducible on its own.
+    Train { seed: u64 },
+    Eval,
+}
+
+pub trait Model: Send + Sync {
+    /// Logits `N×classes` for images `N×C×H×W`.
+    fn forward(&self, x: &Tensor, mode: Mode) -> candle_core::Result<Tensor>;
+    fn params(&self) -> &Params;
+}
+
+/// One registry row.
+pub struct ModelSpec {
+    pub name: &'static str,
+    pub description: &'static str,
+    /// `(channels, height, width)` of the input.
+    pub input: (usize, usize, usize),
+    pub classes: usize,
+    build: fn(&mut Initializer, &Device) -> candle_core::Result<Box<dyn Model>>,
+}
+
+impl ModelSpec {
+    /// A fresh model whose initial weights depend only on `seed`.
+    pub fn build(&self, seed: u64, device: &Device) -> Result<Box<dyn Model>> {
+        let mut init = Initializer::new(seed);
+        Ok((self.build)(&mut init, device)?)
+    }
+}
+
+pub const REGISTRY: &[ModelSpec] = &[ModelSpec {
+    name: "lenet5",
+    description: "LeNet5: conv 1→6 5×5, pool, ReLU, conv 6→16 5×5, pool, ReLU, FC 256→120→84→10",
+    input: (1, 28, 28),
+    classes: 10,
+    build: lenet5::build,
+}];
+
+/// Looks a model up by name.
+pub fn spec(name: &str) -> Result<&'static ModelSpec> {
+    REGISTRY.iter().find(|s| s.name == name).ok_or_else(|| Error::UnknownModel {
+        name: name.to_string(),
+        available: REGISTRY.iter().map(|s| s.name).collect::<Vec<_>>().join(", "),
+    })
+}

@@ -1,0 +1,4 @@
+//! Public-API tests of goldpan-core, one binary.
+mod data;
+mod gradients;
+mod training;
