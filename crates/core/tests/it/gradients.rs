@@ -157,8 +157,8 @@ fn conv2d_gradients() {
 #[test]
 fn max_pool2d_gradients() {
     let mut rng = ChaCha8Rng::seed_from_u64(3);
-    // candle 0.11's own `Tensor::max_pool2d` backward yields 1/k² of this gradient: it
-    // multiplies by the window's mean of the argmax mask instead of dividing by its count.
+    // (candle 0.11's own `Tensor::max_pool2d` backward yields 1/k² of this gradient, which is
+    // why `layers::max_pool2d` is a gather at the argmax.)
     // Distinct values 0.1 apart, shuffled: every window has a unique max, far beyond ±h.
     let mut v: Vec<f64> = (0..2 * 3 * 4 * 4).map(|i| i as f64 * 0.1 - 4.8).collect();
     v.shuffle(&mut rng);
@@ -167,6 +167,26 @@ fn max_pool2d_gradients() {
     let f = |t: &[Tensor]| weighted_sum(&layers::max_pool2d(&t[0], 2).unwrap(), &r);
     let rel = check_grads(f, &[x], &[0]);
     eprintln!("max_pool2d: max relative error {rel:.3e}");
+}
+
+/// Ties have no derivative; like PyTorch, the whole gradient goes to the first maximum.
+#[test]
+fn max_pool2d_routes_ties_to_the_first_maximum() {
+    let x = Var::from_tensor(&Tensor::new(&[[[[1f64, 1.0, 0.0, 2.0], [1.0, 1.0, 2.0, 2.0]]]], &Device::Cpu).unwrap()).unwrap();
+    let y = layers::max_pool2d(x.as_tensor(), 2).unwrap();
+    assert_eq!(y.flatten_all().unwrap().to_vec1::<f64>().unwrap(), [1.0, 2.0]);
+    let g = y.sum_all().unwrap().backward().unwrap();
+    let gx = g.get(x.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();
+    assert_eq!(gx, [1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0]);
+}
+
+/// A height or width that fills no whole window drops the leftover rows/columns.
+#[test]
+fn max_pool2d_drops_partial_windows() {
+    let x = Tensor::arange(0f64, 15.0, &Device::Cpu).unwrap().reshape((1, 1, 3, 5)).unwrap();
+    let y = layers::max_pool2d(&x, 2).unwrap();
+    assert_eq!(y.dims(), &[1, 1, 1, 2]);
+    assert_eq!(y.flatten_all().unwrap().to_vec1::<f64>().unwrap(), [6.0, 8.0]);
 }
 
 #[test]
