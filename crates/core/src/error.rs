@@ -46,11 +46,18 @@ pub enum Error {
     Device { requested: String, reason: String },
 
     // === Training ===
-    #[error("loss became {value} at epoch {epoch}, step {step}; stopped, last good checkpoint kept{}", checkpoint_suffix(.checkpoint))]
+    #[error("loss became {value} at epoch {epoch}, step {step}; stopped, {}", match .checkpoint {
+        Some(p) => format!("last good checkpoint kept (checkpoint: {})", p.display()),
+        None => "no checkpoint had been written yet".to_string(),
+    })]
     NanLoss { value: f32, epoch: usize, step: usize, checkpoint: Option<PathBuf> },
 
-    #[error("cancelled at epoch {epoch}, step {step}{}", checkpoint_suffix(.checkpoint))]
-    Cancelled { epoch: usize, step: usize, checkpoint: Option<PathBuf> },
+    /// `at` says where: "at epoch 2, step 310", "during evaluation".
+    #[error("cancelled {at}{}", match .checkpoint {
+        Some(p) => format!(" (checkpoint: {})", p.display()),
+        None => String::new(),
+    })]
+    Cancelled { at: String, checkpoint: Option<PathBuf> },
 
     #[error("shape mismatch: {0}")]
     Shape(String),
@@ -65,13 +72,6 @@ pub enum Error {
 
     #[error("internal error: {0}")]
     Internal(String),
-}
-
-fn checkpoint_suffix(checkpoint: &Option<PathBuf>) -> String {
-    match checkpoint {
-        Some(p) => format!(" (checkpoint: {})", p.display()),
-        None => String::new(),
-    }
 }
 
 impl Error {

@@ -27,13 +27,17 @@ pub struct TrainConfig {
     pub seed: u64,
     pub device: String,
     /// Where checkpoints go; `None` trains without writing anything.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub out_dir: Option<PathBuf>,
     /// Also checkpoint every this many steps (the end of each epoch always is).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub checkpoint_every: Option<usize>,
     /// Emit a step event every this many steps.
     pub progress_every: usize,
     /// Use only the first N training / test samples.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub train_limit: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub test_limit: Option<usize>,
 }
 

@@ -30,7 +30,7 @@ pub fn evaluate(model: &dyn Model, data: &Dataset, batch_size: usize, device: &D
     let (mut loss_sum, mut hits) = (0f64, 0usize);
     for chunk in order.chunks(batch_size.max(1)) {
         if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
-            return Err(Error::Cancelled { epoch: 0, step: 0, checkpoint: None });
+            return Err(Error::Cancelled { at: "during evaluation".into(), checkpoint: None });
         }
         let (x, y) = batches::gather(data, chunk, device)?;
         let logits = model.forward(&x, Mode::Eval)?;

@@ -169,7 +169,7 @@ fn run(mut state: TrainState, device: &Device, on_progress: &mut dyn FnMut(&Prog
         while state.batch_in_epoch < steps_per_epoch {
             if cancel.load(Ordering::Relaxed) {
                 let checkpoint = save(&state, "last.safetensors", &mut last_checkpoint)?;
-                return Err(Error::Cancelled { epoch: state.epoch + 1, step: state.global_step, checkpoint });
+                return Err(Error::Cancelled { at: format!("at epoch {}, step {}", state.epoch + 1, state.global_step), checkpoint });
             }
             let lo = state.batch_in_epoch * cfg.batch_size;
             let idx = &order[lo..(lo + cfg.batch_size).min(n)];

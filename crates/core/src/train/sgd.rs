@@ -24,9 +24,13 @@ impl Sgd {
     pub fn step(&mut self, params: &Params, grads: &GradStore) -> Result<()> {
         for ((_, var), buf) in params.iter().zip(self.buffers.iter_mut()) {
             let Some(grad) = grads.get(var.as_tensor()) else { continue };
-            let mut g = grad.clone();
+            // Everything here is detached: a tensor computed from a `Var` records its inputs
+            // for backprop, so a tracked buffer would chain every step's graph into the next
+            // and keep all of them alive.
+            let theta = var.as_tensor().detach();
+            let mut g = grad.detach();
             if self.weight_decay != 0.0 {
-                g = (g + var.as_tensor().affine(self.weight_decay, 0.0)?)?;
+                g = (g + theta.affine(self.weight_decay, 0.0)?)?;
             }
             let d = if self.momentum != 0.0 {
                 *buf = (buf.affine(self.momentum, 0.0)? + &g)?;
@@ -34,7 +38,7 @@ impl Sgd {
             } else {
                 g
             };
-            var.set(&(var.as_tensor() - d.affine(self.lr, 0.0)?)?)?;
+            var.set(&(theta - d.affine(self.lr, 0.0)?)?)?;
         }
         Ok(())
     }
