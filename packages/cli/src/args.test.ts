@@ -1,0 +1,116 @@
+import { describe, expect, it } from "vitest";
+import { GoldpanError } from "@goldpan/sdk";
+import { COMMANDS, parseArgs } from "./args.js";
+
+function usage(argv: string[]): GoldpanError {
+  try {
+    parseArgs(argv);
+  } catch (e) {
+    expect(e).toBeInstanceOf(GoldpanError);
+    expect((e as GoldpanError).code).toBe("E_CONFIG");
+    return e as GoldpanError;
+  }
+  throw new Error(`expected a usage error for ${argv.join(" ")}`);
+}
+
+describe("parseArgs", () => {
+  it("help and version", () => {
+    expect(parseArgs([])).toEqual({ name: "help" });
+    expect(parseArgs(["--help"])).toEqual({ name: "help" });
+    expect(parseArgs(["-h"])).toEqual({ name: "help" });
+    expect(parseArgs(["help", "eval"])).toEqual({ name: "help", topic: "eval" });
+    expect(parseArgs(["train", "--epochs", "0", "--help"])).toEqual({ name: "help", topic: "train" });
+    expect(parseArgs(["info", "-h"])).toEqual({ name: "help", topic: "info" });
+    expect(parseArgs(["--version"])).toEqual({ name: "version" });
+  });
+
+  it("train: every flag maps to its config field, numbers as numbers", () => {
+    const cmd = parseArgs([
+      "train",
+      "--model", "lenet5",
+      "--dataset", "fashion-mnist",
+      "--data", "/data",
+      "--epochs", "2",
+      "--batch-size", "64",
+      "--lr", "1e-3",
+      "--momentum=0.5",
+      "--weight-decay", "0",
+      "--nesterov",
+      "--seed", "42",
+      "--device", "cpu",
+      "--out", "runs/x",
+      "--checkpoint-every", "100",
+      "--progress-every", "10",
+      "--train-limit", "512",
+      "--test-limit", "200",
+      "--json",
+    ]);
+    expect(cmd).toEqual({
+      name: "train",
+      json: true,
+      config: {
+        model: "lenet5",
+        dataset: "fashion-mnist",
+        dataDir: "/data",
+        epochs: 2,
+        batchSize: 64,
+        lr: 0.001,
+        momentum: 0.5,
+        weightDecay: 0,
+        nesterov: true,
+        seed: 42,
+        device: "cpu",
+        outDir: "runs/x",
+        checkpointEvery: 100,
+        progressEvery: 10,
+        trainLimit: 512,
+        testLimit: 200,
+      },
+    });
+  });
+
+  it("accepts negative numbers as values, for validation to judge", () => {
+    expect(parseArgs(["train", "--seed", "-1", "--lr", "-.5", "--momentum=-2"])).toMatchObject({ config: { seed: -1, lr: -0.5, momentum: -2 } });
+    expect(usage(["train", "--seed", "-x"]).message).toMatch(/^option --seed needs a value; write --seed=<value>/);
+  });
+
+  it("leaves defaults to the schema and bad numbers to validation", () => {
+    expect(parseArgs(["train"])).toEqual({ name: "train", config: {}, json: false });
+    expect(parseArgs(["train", "--epochs", "two", "--lr", ""])).toMatchObject({ config: { epochs: "two", lr: "" } });
+  });
+
+  it("train --resume takes only the resume overrides", () => {
+    expect(parseArgs(["train", "--resume", "r/epoch-1.safetensors", "--epochs", "4", "--data", "d", "--out", "o", "--device", "cpu"])).toEqual({
+      name: "resume",
+      json: false,
+      config: { checkpoint: "r/epoch-1.safetensors", epochs: 4, dataDir: "d", outDir: "o", device: "cpu" },
+    });
+    expect(usage(["train", "--resume", "c", "--lr", "0.1", "--seed", "1"]).message).toMatch(/--lr, --seed cannot be combined with --resume/);
+  });
+
+  it("eval and info take the checkpoint as an argument", () => {
+    expect(parseArgs(["eval", "c.safetensors", "--split", "train", "--limit", "100", "--json"])).toEqual({
+      name: "eval",
+      json: true,
+      config: { checkpoint: "c.safetensors", split: "train", limit: 100 },
+    });
+    expect(parseArgs(["info", "c.safetensors"])).toEqual({ name: "info", checkpoint: "c.safetensors", json: false });
+    expect(parseArgs(["models", "--json"])).toEqual({ name: "models", json: true });
+    expect(usage(["eval"]).message).toMatch(/missing <checkpoint>/);
+    expect(usage(["info", "a", "b"]).message).toMatch(/unexpected argument "b"/);
+  });
+
+  it("usage errors say what is wrong and where to look", () => {
+    expect(usage(["frobnicate"]).message).toMatch(/^unknown command "frobnicate"; commands: train, eval, models, info\nRun `goldpan --help`/);
+    expect(usage(["train", "--bogus"]).message).toMatch(/^unknown option --bogus\nRun `goldpan train --help`/);
+    expect(usage(["train", "--epochs"]).message).toMatch(/^option --epochs needs a value/);
+    expect(usage(["train", "--json=yes"]).message).toMatch(/^option --json takes no value/);
+    expect(usage(["train", "extra"]).message).toMatch(/unexpected argument "extra"/);
+    expect(usage(["help", "nope"]).message).toMatch(/unknown command "nope"/);
+  });
+
+  it("every train flag but the CLI's own sets a TrainConfig field", () => {
+    const names = COMMANDS.train.flags.map((f) => f.name);
+    expect(names).toEqual(expect.arrayContaining(["model", "dataset", "data", "epochs", "batch-size", "lr", "momentum", "weight-decay", "nesterov", "seed", "device", "out", "checkpoint-every", "train-limit", "test-limit", "resume", "json"]));
+  });
+});

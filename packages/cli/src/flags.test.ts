@@ -1,0 +1,22 @@
+import { describe, expect, it } from "vitest";
+import { TrainConfigSchema, describeFields } from "@goldpan/sdk";
+import { flagForPath, flagName, flagsFromFields } from "./flags.js";
+
+describe("flags", () => {
+  it("kebab-cases keys, with data and out renamed", () => {
+    expect(flagName("batchSize")).toBe("batch-size");
+    expect(flagName("dataDir")).toBe("data");
+    expect(flagName("outDir")).toBe("out");
+    expect(flagForPath(["weightDecay"])).toBe("--weight-decay");
+    expect(flagForPath(["a", 0])).toBe("a.0");
+  });
+
+  it("take kind, choices, default and description from the schema", () => {
+    const flags = flagsFromFields(describeFields(TrainConfigSchema), { overrides: { outDir: { defaultText: "runs/<timestamp>" } } });
+    const byName = Object.fromEntries(flags.map((f) => [f.name, f]));
+    expect(byName.device).toMatchObject({ key: "device", kind: "enum", choices: ["cpu", "cuda"], defaultText: "cpu" });
+    expect(byName.lr).toMatchObject({ kind: "number", defaultText: "0.01", description: "SGD learning rate." });
+    expect(byName.nesterov).not.toHaveProperty("defaultText");
+    expect(byName.out).toMatchObject({ defaultText: "runs/<timestamp>" });
+  });
+});

@@ -1,0 +1,60 @@
+/**
+ * Command-line flags derived from the SDK's config schemas: one flag per config field, kebab-cased,
+ * with the schema's kind, choices, default and description. Only names and a few CLI-specific
+ * texts are stated here.
+ */
+import type { FieldInfo, FieldKind } from "@goldpan/sdk";
+
+export interface FlagSpec {
+  /** Without the dashes: "batch-size". */
+  name: string;
+  /** The config field it sets, or undefined for CLI-only flags (--json, --resume). */
+  key: string | undefined;
+  kind: FieldKind;
+  choices?: readonly string[];
+  /** As shown in help (`runs/<timestamp>`), not necessarily a value. */
+  defaultText?: string;
+  description: string;
+}
+
+/** Config fields whose flag is not just the kebab-cased key. */
+const RENAMED: Readonly<Record<string, string>> = { dataDir: "data", outDir: "out" };
+
+export function flagName(key: string): string {
+  return RENAMED[key] ?? key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}
+
+/** `--batch-size` for an issue at `["batchSize"]`; the dotted path if it is not a flag. */
+export function flagForPath(path: readonly (string | number)[]): string {
+  const [first] = path;
+  return path.length === 1 && typeof first === "string" ? `--${flagName(first)}` : path.join(".");
+}
+
+export interface FieldOverride {
+  description?: string;
+  defaultText?: string;
+}
+
+export function flagsFromFields(
+  fields: readonly FieldInfo[],
+  options: { omit?: readonly string[]; overrides?: Readonly<Record<string, FieldOverride>> } = {},
+): FlagSpec[] {
+  return fields
+    .filter((f) => !(options.omit ?? []).includes(f.key))
+    .map((f) => {
+      const o = options.overrides?.[f.key] ?? {};
+      const spec: FlagSpec = { name: flagName(f.key), key: f.key, kind: f.kind, description: o.description ?? f.description };
+      if (f.choices !== undefined) spec.choices = f.choices;
+      const defaultText = o.defaultText ?? (f.default === undefined || f.kind === "boolean" ? undefined : String(f.default));
+      if (defaultText !== undefined) spec.defaultText = defaultText;
+      return spec;
+    });
+}
+
+/** CLI-only flags. */
+export const JSON_FLAG: FlagSpec = {
+  name: "json",
+  key: undefined,
+  kind: "boolean",
+  description: "Print one JSON object (the result, or {error}) on stdout and nothing else there.",
+};

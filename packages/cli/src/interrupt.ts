@@ -1,0 +1,31 @@
+/**
+ * Ctrl-C handling for long commands: the first SIGINT (or a SIGTERM) aborts the signal, so the core
+ * stops after the current step and writes a checkpoint; a second SIGINT exits at once with 130.
+ */
+import type { Writable } from "node:stream";
+
+export interface Interrupt {
+  signal: AbortSignal;
+  dispose(): void;
+}
+
+export function abortOnInterrupt(stderr: Writable): Interrupt {
+  const controller = new AbortController();
+  const onSignal = (name: NodeJS.Signals): void => {
+    if (controller.signal.aborted) {
+      if (name === "SIGINT") process.exit(130);
+      return;
+    }
+    stderr.write(`\n${name === "SIGINT" ? "Interrupted" : "Terminated"}: stopping after the current step and writing a checkpoint (Ctrl-C again to quit now)…\n`);
+    controller.abort();
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  return {
+    signal: controller.signal,
+    dispose() {
+      process.off("SIGINT", onSignal);
+      process.off("SIGTERM", onSignal);
+    },
+  };
+}

@@ -1,0 +1,53 @@
+/** The CLI's paths that need no addon: help, usage errors, config validation. */
+import { PassThrough } from "node:stream";
+import { describe, expect, it } from "vitest";
+import { main } from "./main.js";
+import { defaultRunDir } from "./commands/train.js";
+
+async function run(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  const code = await main(argv, { stdout, stderr });
+  return { code, stdout: String(stdout.read() ?? ""), stderr: String(stderr.read() ?? "") };
+}
+
+describe("main", () => {
+  it("prints help with exit 0", async () => {
+    const r = await run(["--help"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("Usage:");
+  });
+
+  it("exits 2 on a bad flag, naming it", async () => {
+    const r = await run(["train", "--bogus"]);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toMatch(/^goldpan: unknown option --bogus/);
+  });
+
+  it("exits 2 listing every invalid value by flag, before touching the core", async () => {
+    const r = await run(["train", "--epochs", "0", "--lr", "abc", "--device", "tpu", "--out", "/nonexistent/never-created"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("  --epochs: must be ≥ 1\n");
+    expect(r.stderr).toContain("  --lr: must be a number\n");
+    expect(r.stderr).toContain("  --device: must be one of cpu, cuda\n");
+  });
+
+  it("with --json prints one error object on stdout", async () => {
+    const r = await run(["eval", "c.safetensors", "--split", "val", "--json"]);
+    expect(r.code).toBe(2);
+    const out = JSON.parse(r.stdout) as { error: { code: string; issues: { path: string[] }[] } };
+    expect(out.error.code).toBe("E_CONFIG");
+    expect(out.error.issues[0]?.path).toEqual(["split"]);
+    expect(r.stdout.trim().split("\n")).toHaveLength(1);
+  });
+});
+
+describe("defaultRunDir", () => {
+  it("is runs/<UTC timestamp>, made unique", () => {
+    const now = new Date("2025-01-02T03:04:05.678Z");
+    expect(defaultRunDir(now, () => false)).toBe("runs/20250102-030405");
+    const taken = new Set(["runs/20250102-030405", "runs/20250102-030405-2"]);
+    expect(defaultRunDir(now, (p) => taken.has(p))).toBe("runs/20250102-030405-3");
+  });
+});

@@ -1,0 +1,51 @@
+/**
+ * Reads a config schema's fields back as plain data (kind, choices, default, description), so
+ * tools such as the CLI derive their flags and help from the schemas instead of restating them.
+ */
+import { z } from "zod";
+
+export type FieldKind = "boolean" | "int" | "number" | "string" | "enum";
+
+export interface FieldInfo {
+  key: string;
+  kind: FieldKind;
+  /** For `enum`: the allowed values. */
+  choices?: readonly string[];
+  /** The schema's default, when it has one. */
+  default?: unknown;
+  /** Whether the field may be left out (it has a default or is optional). */
+  optional: boolean;
+  description: string;
+}
+
+function kindOf(schema: z.ZodType, key: string): Pick<FieldInfo, "kind" | "choices"> {
+  if (schema instanceof z.ZodBoolean) return { kind: "boolean" };
+  if (schema instanceof z.ZodNumber) return { kind: schema.isInt ? "int" : "number" };
+  if (schema instanceof z.ZodString) return { kind: "string" };
+  if (schema instanceof z.ZodEnum) return { kind: "enum", choices: schema.options.map(String) };
+  throw new Error(`describeFields: field ${key} has an unsupported schema type ${schema.def.type}`);
+}
+
+/** The fields of an object schema, in declaration order. */
+export function describeFields(schema: z.ZodObject): FieldInfo[] {
+  return Object.entries(schema.shape).map(([key, outer]) => {
+    let inner = outer as z.ZodType;
+    let optional = false;
+    let defaultValue: unknown;
+    let hasDefault = false;
+    for (;;) {
+      if (inner instanceof z.ZodDefault) {
+        optional = true;
+        hasDefault = true;
+        defaultValue = inner.def.defaultValue;
+        inner = inner.def.innerType as z.ZodType;
+      } else if (inner instanceof z.ZodOptional) {
+        optional = true;
+        inner = inner.def.innerType as z.ZodType;
+      } else break;
+    }
+    const info: FieldInfo = { key, ...kindOf(inner, key), optional, description: outer.description ?? inner.description ?? "" };
+    if (hasDefault) info.default = defaultValue;
+    return info;
+  });
+}

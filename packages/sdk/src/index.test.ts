@@ -1,0 +1,154 @@
+/**
+ * The SDK's wiring, against a fake addon: validation before the core, dataDir resolution, the
+ * AbortSignal → CancelToken hook, error normalization. The real addon is exercised in test/.
+ */
+import { beforeEach, describe, expect, it, vi } from "vitest";
+import type { Progress, TrainResult } from "./index.js";
+
+const fake = vi.hoisted(() => {
+  class CancelToken {
+    static last: CancelToken | undefined;
+    cancelled = false;
+    constructor() {
+      CancelToken.last = this;
+    }
+    cancel(): void {
+      this.cancelled = true;
+    }
+  }
+  return {
+    CancelToken,
+    train: vi.fn(),
+    resume: vi.fn(),
+    evaluate: vi.fn(),
+    readCheckpoint: vi.fn(),
+    listModels: vi.fn(),
+    cudaAvailable: vi.fn(),
+    version: vi.fn(),
+    benchmark: vi.fn(),
+  };
+});
+
+vi.mock("./binding.js", () => ({ loadBinding: () => fake }));
+
+const sdk = await import("./index.js");
+
+const result: TrainResult = {
+  epochs: 1,
+  steps: 8,
+  trainLoss: 1,
+  trainAccuracy: 0.5,
+  testLoss: 1,
+  testAccuracy: 0.5,
+  wallSec: 0.1,
+  weightsHash: "ab",
+};
+
+const step: Progress = {
+  kind: "step",
+  epoch: 1,
+  epochs: 1,
+  step: 1,
+  stepInEpoch: 1,
+  stepsPerEpoch: 8,
+  loss: 2.3,
+  accuracy: 0.1,
+  imagesPerSec: 1000,
+  elapsedSec: 0.01,
+};
+
+type TrainFn = (config: unknown, onProgress?: (p: Progress) => void, token?: InstanceType<typeof fake.CancelToken>) => Promise<TrainResult>;
+
+beforeEach(() => {
+  vi.clearAllMocks();
+  fake.CancelToken.last = undefined;
+  delete process.env.GOLDPAN_DATA;
+});
+
+describe("train", () => {
+  it("validates before calling the core, listing every bad field", async () => {
+    await expect(sdk.train({ epochs: 0, lr: "x" as unknown as number })).rejects.toMatchObject({
+      code: "E_CONFIG",
+      issues: [
+        { path: ["epochs"], message: "must be ≥ 1" },
+        { path: ["lr"], message: "must be a number" },
+      ],
+    });
+    expect(fake.train).not.toHaveBeenCalled();
+  });
+
+  it("passes the full config with dataDir resolved and outDir absolute", async () => {
+    process.env.GOLDPAN_DATA = "/env/data";
+    fake.train.mockResolvedValue(result);
+    await expect(sdk.train({ epochs: 2, outDir: "runs/x" })).resolves.toEqual(result);
+    const [config, onProgress, token] = fake.train.mock.calls[0]!;
+    expect(config).toMatchObject({ epochs: 2, dataDir: "/env/data", outDir: `${process.cwd()}/runs/x`, lr: 0.01 });
+    expect(onProgress).toBeUndefined();
+    expect(token).toBe(fake.CancelToken.last);
+  });
+
+  it("forwards progress and cancels the token when the signal aborts", async () => {
+    const ac = new AbortController();
+    const seen: Progress[] = [];
+    (fake.train as unknown as { mockImplementation(f: TrainFn): void }).mockImplementation(async (_c, onProgress, token) => {
+      onProgress?.(step);
+      ac.abort();
+      expect(token?.cancelled).toBe(true);
+      throw Object.assign(new Error("cancelled at epoch 1, step 1 (checkpoint: /o/last.safetensors)"), { code: "E_CANCELLED" });
+    });
+    const err = await sdk.train({}, { signal: ac.signal, onProgress: (p) => seen.push(p) }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(sdk.GoldpanError);
+    expect(err).toMatchObject({ code: "E_CANCELLED", checkpoint: "/o/last.safetensors" });
+    expect(seen).toEqual([step]);
+  });
+
+  it("rejects at once with E_CANCELLED when the signal is already aborted", async () => {
+    await expect(sdk.train({}, { signal: AbortSignal.abort() })).rejects.toMatchObject({ code: "E_CANCELLED" });
+    expect(fake.train).not.toHaveBeenCalled();
+  });
+
+  it("cancels the run and rejects with the callback's error when onProgress throws", async () => {
+    (fake.train as unknown as { mockImplementation(f: TrainFn): void }).mockImplementation(async (_c, onProgress, token) => {
+      onProgress?.(step);
+      onProgress?.(step);
+      expect(token?.cancelled).toBe(true);
+      return result;
+    });
+    const onProgress = vi.fn(() => {
+      throw Object.assign(new Error("disk full"), { code: "ENOSPC", syscall: "write" });
+    });
+    await expect(sdk.train({}, { onProgress })).rejects.toMatchObject({ code: "E_IO", message: "disk full" });
+    expect(onProgress).toHaveBeenCalledTimes(1);
+  });
+
+  it("normalizes addon errors", async () => {
+    fake.train.mockRejectedValue(Object.assign(new Error("no such dir"), { code: "E_DATA_NOT_FOUND" }));
+    await expect(sdk.train({})).rejects.toMatchObject({ code: "E_DATA_NOT_FOUND", name: "GoldpanError" });
+  });
+});
+
+describe("resume, evaluate and the sync calls", () => {
+  it("resume keeps the checkpoint's dataDir unless one is given", async () => {
+    fake.resume.mockResolvedValue(result);
+    await sdk.resume({ checkpoint: "/r/epoch-1.safetensors" });
+    expect(fake.resume.mock.calls[0]![0]).toEqual({ checkpoint: "/r/epoch-1.safetensors" });
+    process.env.GOLDPAN_DATA = "/env";
+    await sdk.resume({ checkpoint: "/r/epoch-1.safetensors", epochs: 3 });
+    expect(fake.resume.mock.calls[1]![0]).toEqual({ checkpoint: "/r/epoch-1.safetensors", dataDir: "/env", epochs: 3 });
+  });
+
+  it("evaluate resolves the data dir", async () => {
+    fake.evaluate.mockResolvedValue({});
+    await sdk.evaluate({ checkpoint: "/c.safetensors", dataDir: "/d" });
+    expect(fake.evaluate.mock.calls[0]![0]).toEqual({ checkpoint: "/c.safetensors", dataDir: "/d", split: "test", batchSize: 256, device: "cpu" });
+  });
+
+  it("readCheckpoint parses the stored config and normalizes errors", () => {
+    fake.readCheckpoint.mockReturnValueOnce({ path: "/c", configJson: '{"epochs":2}' });
+    expect(sdk.readCheckpoint("/c").config).toEqual({ epochs: 2 });
+    fake.readCheckpoint.mockImplementationOnce(() => {
+      throw Object.assign(new Error("not a checkpoint"), { code: "E_CHECKPOINT" });
+    });
+    expect(() => sdk.readCheckpoint("/c")).toThrow(expect.objectContaining({ code: "E_CHECKPOINT" }));
+  });
+});
