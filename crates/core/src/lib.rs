@@ -4,6 +4,7 @@
 pub mod data;
 mod error;
 pub mod models;
+pub mod ops;
 pub mod train;
 pub mod checkpoint;
 pub mod device;

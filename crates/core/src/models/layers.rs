@@ -12,6 +12,7 @@
 //! let b = Tensor::zeros(4, candle_core::DType::F32, &Device::Cpu).unwrap();
 //! assert_eq!(layers::linear(&x, &w, &b).unwrap().dims(), &[2, 4]);
 //! ```
+use crate::ops;
 use candle_core::{DType, Result, Tensor, D};
 
 /// `x · wᵀ + b` for `x: N×in`, `w: out×in`, `b: out`.
@@ -19,29 +20,14 @@ pub fn linear(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
     x.matmul(&w.t()?)?.broadcast_add(b)
 }
 
-/// Stride-1, unpadded 2-D convolution plus a per-channel bias.
+/// Stride-1, unpadded 2-D convolution plus a per-channel bias (im2col + GEMM on CPU).
 pub fn conv2d(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
-    let y = x.conv2d(w, 0, 1, 1, 1)?;
-    y.broadcast_add(&b.reshape((1, b.dim(0)?, 1, 1))?)
+    ops::conv2d(x, w, b, ops::Conv2dSpec::default())
 }
 
-/// Non-overlapping `k×k` max-pooling (trailing rows/columns that fill no window are dropped).
-///
-/// Written as a gather at each window's argmax rather than candle's `max_pool2d`, whose
-/// backward (candle-core 0.11.1) scales the gradient by the window's fraction of maxima
-/// instead of routing it: 1/k² of the true gradient for a unique max. The gather routes the
-/// whole gradient to the first maximal element of each window, PyTorch's rule for ties.
+/// Non-overlapping `k×k` max-pooling; the gradient goes to each window's first maximum.
 pub fn max_pool2d(x: &Tensor, k: usize) -> Result<Tensor> {
-    let (n, c, h, w) = x.dims4()?;
-    let (oh, ow) = (h / k, w / k);
-    let x = if h % k != 0 || w % k != 0 { x.narrow(2, 0, oh * k)?.narrow(3, 0, ow * k)? } else { x.clone() };
-    let windows = x
-        .reshape((n, c, oh, k, ow, k))?
-        .permute((0, 1, 2, 4, 3, 5))?
-        .contiguous()?
-        .reshape((n, c, oh, ow, k * k))?;
-    let first_max = windows.argmax_keepdim(D::Minus1)?;
-    windows.gather(&first_max, D::Minus1)?.squeeze(D::Minus1)
+    ops::max_pool2d(x, k)
 }
 
 pub fn relu(x: &Tensor) -> Result<Tensor> {

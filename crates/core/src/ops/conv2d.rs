@@ -1,0 +1,336 @@
+//! 2-D convolution with bias, `x: N×C×H×W`, `w: O×C×K×K`, `b: O` → `N×O×OH×OW`, as
+//! im2col + GEMM forward and GEMM (+ col2im) for both gradients.
+//!
+//! Per image, with `col = im2col(x)` of shape `(C·K·K) × (OH·OW)`:
+//! `y = w·col + b`, `∂w = Σₙ ∂y·colᵀ`, `∂b = Σₙ Σ_pixels ∂y`, `∂x = col2im(wᵀ·∂y)`.
+//!
+//! ```
+//! use candle_core::{Device, Tensor};
+//! use goldpan_core::ops::{conv2d, conv2d_slow, Conv2dSpec};
+//! let x = Tensor::randn(0f64, 1.0, (2, 3, 8, 8), &Device::Cpu).unwrap();
+//! let w = Tensor::randn(0f64, 1.0, (4, 3, 3, 3), &Device::Cpu).unwrap();
+//! let b = Tensor::randn(0f64, 1.0, 4, &Device::Cpu).unwrap();
+//! let spec = Conv2dSpec { stride: 2, padding: 1 };
+//! let d = (conv2d(&x, &w, &b, spec).unwrap() - conv2d_slow(&x, &w, &b, spec).unwrap()).unwrap();
+//! assert!(d.abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap() < 1e-12);
+//! ```
+use super::{slice, CHUNK};
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, WithDType};
+use num_traits::Float;
+use rayon::prelude::*;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Conv2dSpec {
+    pub stride: usize,
+    pub padding: usize,
+}
+
+impl Default for Conv2dSpec {
+    fn default() -> Self {
+        Self { stride: 1, padding: 0 }
+    }
+}
+
+/// Sizes of one convolution.
+#[derive(Debug, Clone, Copy)]
+struct Geometry {
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    o: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+    oh: usize,
+    ow: usize,
+}
+
+impl Geometry {
+    fn new(x: &[usize], w: &[usize], spec: Conv2dSpec) -> Result<Self> {
+        let (&[n, c, h, wd], &[o, cw, k, k2]) = (x, w) else {
+            candle_core::bail!("conv2d: expected 4-D input and kernel, got {x:?} and {w:?}")
+        };
+        if c != cw || k != k2 || spec.stride == 0 || h + 2 * spec.padding < k || wd + 2 * spec.padding < k {
+            candle_core::bail!("conv2d: input {x:?} and square kernel {w:?} do not fit (stride {}, padding {})", spec.stride, spec.padding)
+        }
+        let out = |s: usize| (s + 2 * spec.padding - k) / spec.stride + 1;
+        Ok(Self { n, c, h, w: wd, o, k, stride: spec.stride, pad: spec.padding, oh: out(h), ow: out(wd) })
+    }
+
+    /// Rows of `col`: `C·K·K`.
+    fn rows(&self) -> usize {
+        self.c * self.k * self.k
+    }
+
+    /// Columns of `col`: output pixels per channel.
+    fn pixels(&self) -> usize {
+        self.oh * self.ow
+    }
+
+    fn image(&self) -> usize {
+        self.c * self.h * self.w
+    }
+
+    fn out_image(&self) -> usize {
+        self.o * self.pixels()
+    }
+
+    /// For kernel offset `ki` and output row/column `i`, the input index, if inside the image.
+    fn src(&self, i: usize, ki: usize, size: usize) -> Option<usize> {
+        (i * self.stride + ki).checked_sub(self.pad).filter(|&s| s < size)
+    }
+}
+
+/// `col[(c,ki,kj), (i,j)] = x[c, i·s+ki−p, j·s+kj−p]`, zero outside the image.
+fn im2col<T: Float>(g: &Geometry, x: &[T], col: &mut [T]) {
+    let l = g.pixels();
+    for c in 0..g.c {
+        let plane = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
+        for ki in 0..g.k {
+            for kj in 0..g.k {
+                let row = &mut col[((c * g.k + ki) * g.k + kj) * l..][..l];
+                for i in 0..g.oh {
+                    let out = &mut row[i * g.ow..(i + 1) * g.ow];
+                    let Some(si) = g.src(i, ki, g.h) else {
+                        out.fill(T::zero());
+                        continue;
+                    };
+                    let src = &plane[si * g.w..(si + 1) * g.w];
+                    if g.stride == 1 && g.pad == 0 {
+                        out.copy_from_slice(&src[kj..kj + g.ow]);
+                    } else {
+                        for (j, v) in out.iter_mut().enumerate() {
+                            *v = g.src(j, kj, g.w).map_or(T::zero(), |sj| src[sj]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of [`im2col`]: adds each `col` entry into the input position it came from.
+fn col2im_add<T: Float>(g: &Geometry, col: &[T], x: &mut [T]) {
+    let l = g.pixels();
+    for c in 0..g.c {
+        let plane = &mut x[c * g.h * g.w..(c + 1) * g.h * g.w];
+        for ki in 0..g.k {
+            for kj in 0..g.k {
+                let row = &col[((c * g.k + ki) * g.k + kj) * l..][..l];
+                for i in 0..g.oh {
+                    let Some(si) = g.src(i, ki, g.h) else { continue };
+                    let dst = &mut plane[si * g.w..(si + 1) * g.w];
+                    let src = &row[i * g.ow..(i + 1) * g.ow];
+                    if g.stride == 1 && g.pad == 0 {
+                        for (d, &s) in dst[kj..kj + g.ow].iter_mut().zip(src) {
+                            *d = *d + s;
+                        }
+                    } else {
+                        for (j, &s) in src.iter().enumerate() {
+                            if let Some(sj) = g.src(j, kj, g.w) {
+                                dst[sj] = dst[sj] + s;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Row-major matrices `dst (m×n) = [dst +] a (m×k) · b (k×n)`, where `a` and `b` are given by
+/// their row and column strides so that transposes cost nothing.
+#[allow(clippy::too_many_arguments)]
+fn matmul<T: Float + 'static>(m: usize, n: usize, k: usize, dst: &mut [T], accumulate: bool, a: &[T], a_rs: usize, a_cs: usize, b: &[T], b_rs: usize, b_cs: usize) {
+    debug_assert!(dst.len() >= m * n);
+    debug_assert!(m == 0 || k == 0 || a.len() > (m - 1) * a_rs + (k - 1) * a_cs);
+    debug_assert!(k == 0 || n == 0 || b.len() > (k - 1) * b_rs + (n - 1) * b_cs);
+    // SAFETY: the bounds above hold for every index gemm reads or writes.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.as_ptr(),
+            a_cs as isize,
+            a_rs as isize,
+            b.as_ptr(),
+            b_cs as isize,
+            b_rs as isize,
+            T::one(),
+            T::one(),
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
+    }
+}
+
+fn forward<T: Float + WithDType>(g: &Geometry, x: &[T], w: &[T], b: &[T]) -> Vec<T> {
+    let mut y = vec![T::zero(); g.n * g.out_image()];
+    y.par_chunks_mut(CHUNK * g.out_image()).enumerate().for_each(|(chunk, ys)| {
+        let mut col = vec![T::zero(); g.rows() * g.pixels()];
+        for (i, y) in ys.chunks_mut(g.out_image()).enumerate() {
+            let n = chunk * CHUNK + i;
+            im2col(g, &x[n * g.image()..(n + 1) * g.image()], &mut col);
+            for (o, row) in y.chunks_mut(g.pixels()).enumerate() {
+                row.fill(b[o]);
+            }
+            matmul(g.o, g.pixels(), g.rows(), y, true, w, g.rows(), 1, &col, g.pixels(), 1);
+        }
+    });
+    y
+}
+
+/// `∂x` from `∂y` and `w`: per image, `col2im(wᵀ·∂y)`.
+fn grad_input<T: Float + WithDType>(g: &Geometry, dy: &[T], w: &[T]) -> Vec<T> {
+    let mut dx = vec![T::zero(); g.n * g.image()];
+    dx.par_chunks_mut(CHUNK * g.image()).enumerate().for_each(|(chunk, dxs)| {
+        let mut dcol = vec![T::zero(); g.rows() * g.pixels()];
+        for (i, dx) in dxs.chunks_mut(g.image()).enumerate() {
+            let n = chunk * CHUNK + i;
+            let dy = &dy[n * g.out_image()..(n + 1) * g.out_image()];
+            matmul(g.rows(), g.pixels(), g.o, &mut dcol, false, w, 1, g.rows(), dy, g.pixels(), 1);
+            col2im_add(g, &dcol, dx);
+        }
+    });
+    dx
+}
+
+/// `∂w` and `∂b` from `x` and `∂y`: chunk partials, then summed in chunk order.
+fn grad_params<T: Float + WithDType>(g: &Geometry, x: &[T], dy: &[T]) -> (Vec<T>, Vec<T>) {
+    let (wn, bn) = (g.o * g.rows(), g.o);
+    let partials: Vec<Vec<T>> = (0..g.n.div_ceil(CHUNK))
+        .into_par_iter()
+        .map(|chunk| {
+            let mut acc = vec![T::zero(); wn + bn];
+            let mut col = vec![T::zero(); g.rows() * g.pixels()];
+            for n in chunk * CHUNK..((chunk + 1) * CHUNK).min(g.n) {
+                let dy = &dy[n * g.out_image()..(n + 1) * g.out_image()];
+                im2col(g, &x[n * g.image()..(n + 1) * g.image()], &mut col);
+                let (dw, db) = acc.split_at_mut(wn);
+                matmul(g.o, g.rows(), g.pixels(), dw, true, dy, g.pixels(), 1, &col, 1, g.pixels());
+                for (o, row) in dy.chunks(g.pixels()).enumerate() {
+                    db[o] = row.iter().fold(db[o], |s, &v| s + v);
+                }
+            }
+            acc
+        })
+        .collect();
+    let mut total = vec![T::zero(); wn + bn];
+    for p in &partials {
+        for (t, &v) in total.iter_mut().zip(p) {
+            *t = *t + v;
+        }
+    }
+    let db = total.split_off(wn);
+    (total, db)
+}
+
+/// Dispatches a generic kernel on the dtype of CPU storage.
+macro_rules! by_dtype {
+    ($s:expr, |$t:ident| $body:expr) => {
+        match $s.dtype() {
+            DType::F32 => {
+                type $t = f32;
+                $body
+            }
+            DType::F64 => {
+                type $t = f64;
+                $body
+            }
+            other => candle_core::bail!("goldpan conv2d: unsupported dtype {other:?}"),
+        }
+    };
+}
+
+struct Conv2d(Conv2dSpec);
+
+impl CustomOp3 for Conv2d {
+    fn name(&self) -> &'static str {
+        "goldpan-conv2d"
+    }
+
+    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, ws: &CpuStorage, wl: &Layout, bs: &CpuStorage, bl: &Layout) -> Result<(CpuStorage, Shape)> {
+        let g = Geometry::new(xl.dims(), wl.dims(), self.0)?;
+        by_dtype!(xs, |T| {
+            let y = forward::<T>(&g, slice(xs, xl)?, slice(ws, wl)?, slice(bs, bl)?);
+            Ok((T::to_cpu_storage_owned(y), Shape::from((g.n, g.o, g.oh, g.ow))))
+        })
+    }
+
+    fn bwd(&self, x: &Tensor, w: &Tensor, _b: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let dy = dy.contiguous()?;
+        let dx = dy.apply_op2_no_bwd(w, &GradInput { spec: self.0, input: x.dims4()? })?;
+        let dwb = x.apply_op2_no_bwd(&dy, &GradParams { spec: self.0, kernel: w.dims4()? })?;
+        let (o, rows) = (w.dim(0)?, w.elem_count() / w.dim(0)?);
+        let dw = dwb.narrow(0, 0, o * rows)?.reshape(w.shape())?;
+        let db = dwb.narrow(0, o * rows, o)?;
+        Ok((Some(dx), Some(dw), Some(db)))
+    }
+}
+
+/// `(∂y, w) → ∂x`.
+struct GradInput {
+    spec: Conv2dSpec,
+    input: (usize, usize, usize, usize),
+}
+
+impl CustomOp2 for GradInput {
+    fn name(&self) -> &'static str {
+        "goldpan-conv2d-grad-input"
+    }
+
+    fn cpu_fwd(&self, dys: &CpuStorage, dyl: &Layout, ws: &CpuStorage, wl: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (n, c, h, w) = self.input;
+        let g = Geometry::new(&[n, c, h, w], wl.dims(), self.spec)?;
+        by_dtype!(dys, |T| {
+            let dx = grad_input::<T>(&g, slice(dys, dyl)?, slice(ws, wl)?);
+            Ok((T::to_cpu_storage_owned(dx), Shape::from(self.input)))
+        })
+    }
+}
+
+/// `(x, ∂y) → [∂w flattened, ∂b]`, one buffer so the batch is walked once.
+struct GradParams {
+    spec: Conv2dSpec,
+    kernel: (usize, usize, usize, usize),
+}
+
+impl CustomOp2 for GradParams {
+    fn name(&self) -> &'static str {
+        "goldpan-conv2d-grad-params"
+    }
+
+    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, dys: &CpuStorage, dyl: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (o, c, k, _) = self.kernel;
+        let g = Geometry::new(xl.dims(), &[o, c, k, k], self.spec)?;
+        by_dtype!(xs, |T| {
+            let (mut dw, db) = grad_params::<T>(&g, slice(xs, xl)?, slice(dys, dyl)?);
+            dw.extend(db);
+            let len = dw.len();
+            Ok((T::to_cpu_storage_owned(dw), Shape::from(len)))
+        })
+    }
+}
+
+/// Convolution plus bias; the fast kernel on CPU, [`conv2d_slow`] elsewhere.
+pub fn conv2d(x: &Tensor, w: &Tensor, b: &Tensor, spec: Conv2dSpec) -> Result<Tensor> {
+    if !x.device().is_cpu() {
+        return conv2d_slow(x, w, b, spec);
+    }
+    x.contiguous()?.apply_op3(&w.contiguous()?, &b.contiguous()?, Conv2d(spec))
+}
+
+/// The reference: candle's own convolution and a broadcast bias.
+pub fn conv2d_slow(x: &Tensor, w: &Tensor, b: &Tensor, spec: Conv2dSpec) -> Result<Tensor> {
+    let y = x.conv2d(w, spec.padding, spec.stride, 1, 1)?;
+    y.broadcast_add(&b.reshape((1, b.dim(0)?, 1, 1))?)
+}

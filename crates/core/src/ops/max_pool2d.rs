@@ -1,0 +1,126 @@
+//! Non-overlapping `k×k` max-pooling, `N×C×H×W → N×C×⌊H/k⌋×⌊W/k⌋`, whose gradient goes
+//! entirely to the first maximum of each window (PyTorch's rule for ties).
+//!
+//! candle-core 0.11.1's own `max_pool2d` backward scales the gradient by the fraction of the
+//! window holding the max instead of routing it — 1/k² of the true gradient for a unique max —
+//! so the reference [`max_pool2d_slow`] is a gather at each window's argmax instead.
+//!
+//! ```
+//! use candle_core::{Device, Tensor};
+//! use goldpan_core::ops::{max_pool2d, max_pool2d_slow};
+//! let x = Tensor::randn(0f32, 1.0, (2, 3, 6, 7), &Device::Cpu).unwrap();
+//! let a = max_pool2d(&x, 2).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+//! let b = max_pool2d_slow(&x, 2).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+//! assert_eq!(a, b);
+//! ```
+use super::slice;
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, CustomOp1, CustomOp3, DType, Layout, Result, Shape, Tensor, WithDType, D};
+use num_traits::Float;
+use rayon::prelude::*;
+
+/// Index in the plane of the first maximal element of window `(i, j)`.
+fn first_max<T: Float>(plane: &[T], w: usize, k: usize, i: usize, j: usize) -> usize {
+    let mut best = i * k * w + j * k;
+    for a in 0..k {
+        for b in 0..k {
+            let at = (i * k + a) * w + j * k + b;
+            if plane[at] > plane[best] {
+                best = at;
+            }
+        }
+    }
+    best
+}
+
+fn forward<T: Float + Send + Sync>(x: &[T], (h, w): (usize, usize), k: usize) -> Vec<T> {
+    let (oh, ow) = (h / k, w / k);
+    let mut y = vec![T::zero(); x.len() / (h * w) * oh * ow];
+    y.par_chunks_mut(oh * ow).zip(x.par_chunks(h * w)).for_each(|(out, plane)| {
+        for i in 0..oh {
+            for j in 0..ow {
+                out[i * ow + j] = plane[first_max(plane, w, k, i, j)];
+            }
+        }
+    });
+    y
+}
+
+fn backward<T: Float + Send + Sync>(x: &[T], dy: &[T], (h, w): (usize, usize), k: usize) -> Vec<T> {
+    let (oh, ow) = (h / k, w / k);
+    let mut dx = vec![T::zero(); x.len()];
+    dx.par_chunks_mut(h * w).zip(x.par_chunks(h * w)).zip(dy.par_chunks(oh * ow)).for_each(|((dplane, plane), dout)| {
+        for i in 0..oh {
+            for j in 0..ow {
+                dplane[first_max(plane, w, k, i, j)] = dout[i * ow + j];
+            }
+        }
+    });
+    dx
+}
+
+struct MaxPool2d(usize);
+
+impl CustomOp1 for MaxPool2d {
+    fn name(&self) -> &'static str {
+        "goldpan-max-pool2d"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (n, c, h, w) = l.shape().dims4()?;
+        let k = self.0;
+        let shape = Shape::from((n, c, h / k, w / k));
+        match s.dtype() {
+            DType::F32 => Ok((f32::to_cpu_storage_owned(forward(slice::<f32>(s, l)?, (h, w), k)), shape)),
+            DType::F64 => Ok((f64::to_cpu_storage_owned(forward(slice::<f64>(s, l)?, (h, w), k)), shape)),
+            other => candle_core::bail!("goldpan max_pool2d: unsupported dtype {other:?}"),
+        }
+    }
+
+    fn bwd(&self, x: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(x.apply_op3_no_bwd(&dy.contiguous()?, x, &MaxPool2dBackward(self.0))?))
+    }
+}
+
+/// `(x, ∂y, _) → ∂x`; the third argument is unused (candle has no two-input op without
+/// backward that would serve as well, and a duplicate costs nothing).
+struct MaxPool2dBackward(usize);
+
+impl CustomOp3 for MaxPool2dBackward {
+    fn name(&self) -> &'static str {
+        "goldpan-max-pool2d-backward"
+    }
+
+    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, dys: &CpuStorage, dyl: &Layout, _: &CpuStorage, _: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (_, _, h, w) = xl.shape().dims4()?;
+        let k = self.0;
+        let shape = xl.shape().clone();
+        match xs.dtype() {
+            DType::F32 => Ok((f32::to_cpu_storage_owned(backward(slice::<f32>(xs, xl)?, slice(dys, dyl)?, (h, w), k)), shape)),
+            DType::F64 => Ok((f64::to_cpu_storage_owned(backward(slice::<f64>(xs, xl)?, slice(dys, dyl)?, (h, w), k)), shape)),
+            other => candle_core::bail!("goldpan max_pool2d: unsupported dtype {other:?}"),
+        }
+    }
+}
+
+/// Max-pooling; the fast kernel on CPU, [`max_pool2d_slow`] elsewhere.
+pub fn max_pool2d(x: &Tensor, k: usize) -> Result<Tensor> {
+    if !x.device().is_cpu() {
+        return max_pool2d_slow(x, k);
+    }
+    if k == 0 {
+        candle_core::bail!("max_pool2d: window size must be ≥ 1")
+    }
+    x.contiguous()?.apply_op1(MaxPool2d(k))
+}
+
+/// The reference: a gather at each window's argmax (trailing rows/columns that fill no window
+/// are dropped), differentiated by candle.
+pub fn max_pool2d_slow(x: &Tensor, k: usize) -> Result<Tensor> {
+    let (n, c, h, w) = x.dims4()?;
+    let (oh, ow) = (h / k, w / k);
+    let x = if h % k != 0 || w % k != 0 { x.narrow(2, 0, oh * k)?.narrow(3, 0, ow * k)? } else { x.clone() };
+    let windows = x.reshape((n, c, oh, k, ow, k))?.permute((0, 1, 2, 4, 3, 5))?.contiguous()?.reshape((n, c, oh, ow, k * k))?;
+    let first_max = windows.argmax_keepdim(D::Minus1)?;
+    windows.gather(&first_max, D::Minus1)?.squeeze(D::Minus1)
+}

@@ -1,0 +1,95 @@
+//! The fast CPU kernels in `goldpan_core::ops` against their candle references, in f64:
+//! forward values and every gradient, over geometries that exercise padding, stride, odd
+//! sizes and batches that are not a multiple of the work chunk; and bit-identical results
+//! whatever the thread count.
+use candle_core::{DType, Device, Tensor, Var};
+use goldpan_core::ops::{conv2d, conv2d_slow, max_pool2d, max_pool2d_slow, Conv2dSpec};
+
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
+    (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f64>().unwrap()
+}
+
+fn randn(dims: &[usize], seed: u64) -> Tensor {
+    // A deterministic pseudo-random fill (candle's own randn is not seedable on CPU).
+    let n: usize = dims.iter().product();
+    let v: Vec<f64> = (0..n).map(|i| (((i as u64 + 1) * 2654435761 ^ seed * 40503) % 10007) as f64 / 5003.5 - 1.0).collect();
+    Tensor::from_vec(v, dims, &Device::Cpu).unwrap()
+}
+
+/// Gradients of `Σ f(inputs) ⊙ r` for every input.
+fn grads(f: impl Fn(&[Tensor]) -> Tensor, inputs: &[Tensor], r: &Tensor) -> (Tensor, Vec<Tensor>) {
+    let vars: Vec<Var> = inputs.iter().map(|t| Var::from_tensor(t).unwrap()).collect();
+    let ts: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
+    let y = f(&ts);
+    let g = (&y * r).unwrap().sum_all().unwrap().backward().unwrap();
+    (y.detach(), ts.iter().map(|t| g.get(t).unwrap().clone()).collect())
+}
+
+#[test]
+fn conv2d_matches_candle_with_all_gradients() {
+    let cases = [
+        // (n, c, h, w, o, k, stride, padding)
+        (11, 1, 28, 28, 6, 5, 1, 0),
+        (3, 6, 12, 12, 16, 5, 1, 0),
+        (5, 3, 32, 32, 8, 5, 2, 2),
+        (2, 2, 7, 9, 3, 3, 2, 1),
+        (1, 4, 5, 5, 2, 5, 1, 0),
+    ];
+    for (i, &(n, c, h, w, o, k, stride, padding)) in cases.iter().enumerate() {
+        let spec = Conv2dSpec { stride, padding };
+        let x = randn(&[n, c, h, w], i as u64);
+        let wt = randn(&[o, c, k, k], 100 + i as u64);
+        let b = randn(&[o], 200 + i as u64);
+        let out = conv2d_slow(&x, &wt, &b, spec).unwrap();
+        let r = randn(out.dims(), 300 + i as u64);
+        let (fast, gf) = grads(|t| conv2d(&t[0], &t[1], &t[2], spec).unwrap(), &[x.clone(), wt.clone(), b.clone()], &r);
+        let (slow, gs) = grads(|t| conv2d_slow(&t[0], &t[1], &t[2], spec).unwrap(), &[x, wt, b], &r);
+        assert_eq!(fast.dims(), slow.dims(), "case {i}");
+        assert!(max_abs_diff(&fast, &slow) < 1e-11, "case {i}: forward");
+        for (name, (a, b)) in ["x", "w", "b"].iter().zip(gf.iter().zip(&gs)) {
+            let scale = b.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f64>().unwrap();
+            assert!(scale > 0.0);
+            assert!(max_abs_diff(a, b) < 1e-11 * scale.max(1.0), "case {i}: ∂{name} off by {}", max_abs_diff(a, b));
+        }
+    }
+}
+
+#[test]
+fn max_pool2d_matches_the_reference_with_gradients() {
+    for (i, dims) in [[11, 6, 24, 24], [3, 16, 8, 8], [2, 3, 7, 9]].iter().enumerate() {
+        let x = randn(dims, 7 + i as u64);
+        let r = randn(max_pool2d_slow(&x, 2).unwrap().dims(), 9);
+        let (fast, gf) = grads(|t| max_pool2d(&t[0], 2).unwrap(), &[x.clone()], &r);
+        let (slow, gs) = grads(|t| max_pool2d_slow(&t[0], 2).unwrap(), &[x], &r);
+        assert_eq!(max_abs_diff(&fast, &slow), 0.0, "case {i}");
+        assert_eq!(max_abs_diff(&gf[0], &gs[0]), 0.0, "case {i}");
+    }
+}
+
+#[test]
+fn max_pool2d_ties_go_to_the_first_maximum() {
+    let x = Var::from_tensor(&Tensor::zeros((1, 1, 2, 2), DType::F32, &Device::Cpu).unwrap()).unwrap();
+    let g = max_pool2d(x.as_tensor(), 2).unwrap().sum_all().unwrap().backward().unwrap();
+    let gx = g.get(x.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    assert_eq!(gx, [1.0, 0.0, 0.0, 0.0]);
+}
+
+/// f32 results and gradients of a conv + pool, computed in a pool of `threads` threads.
+fn conv_pool_f32(threads: usize) -> Vec<Vec<f32>> {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+    pool.install(|| {
+        let x = randn(&[37, 6, 12, 12], 1).to_dtype(DType::F32).unwrap();
+        let w = randn(&[16, 6, 5, 5], 2).to_dtype(DType::F32).unwrap();
+        let b = randn(&[16], 3).to_dtype(DType::F32).unwrap();
+        let r = randn(&[37, 16, 4, 4], 4).to_dtype(DType::F32).unwrap();
+        let (y, g) = grads(|t| max_pool2d(&conv2d(&t[0], &t[1], &t[2], Conv2dSpec::default()).unwrap(), 2).unwrap(), &[x, w, b], &r);
+        std::iter::once(y).chain(g).map(|t| t.flatten_all().unwrap().to_vec1::<f32>().unwrap()).collect()
+    })
+}
+
+#[test]
+fn results_do_not_depend_on_the_thread_count() {
+    let one = conv_pool_f32(1);
+    assert_eq!(one, conv_pool_f32(2));
+    assert_eq!(one, conv_pool_f32(3));
+}
