@@ -1,6 +1,6 @@
 //! Where a LeNet5 training step spends its time: forward, loss, backward, SGD, per batch size.
 //!
-//! `cargo run --release -p goldpan-core --example step_profile [batch] [iters]`
+//! `cargo run --release -p goldpan-core --example step_profile [batch] [iters] [ops]`
 //! (run under `perf record -g` for the per-op breakdown).
 use candle_core::{Device, Tensor};
 use goldpan_core::models::{self, layers, Mode};
@@ -39,7 +39,10 @@ fn main() -> goldpan_core::Result<()> {
     for (name, d) in ["forward", "loss", "backward", "sgd"].iter().zip(t) {
         println!("  {name:<9} {:>7.3} ms/step  {:>5.1} %", d.as_secs_f64() * 1e3 / iters as f64, 100.0 * d.as_secs_f64() / total.as_secs_f64());
     }
-    // The candle ops behind each layer, alone, at this batch size.
+    if args.next().as_deref() != Some("ops") {
+        return Ok(());
+    }
+    // candle's own ops for each conv layer, alone, at this batch size (the before/after baseline).
     let v = |dims: (usize, usize, usize, usize)| candle_core::Var::randn(0f32, 1.0, dims, &dev).unwrap();
     let x1 = Tensor::randn(0f32, 1.0, (batch, 1, 28, 28), &dev)?;
     let (w1, x2, w2) = (v((6, 1, 5, 5)), v((batch, 6, 12, 12)), v((16, 6, 5, 5)));
