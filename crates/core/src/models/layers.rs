@@ -17,7 +17,12 @@ use candle_core::{DType, Result, Tensor, D};
 
 /// `x · wᵀ + b` for `x: N×in`, `w: out×in`, `b: out`.
 pub fn linear(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
-    x.matmul(&w.t()?)?.broadcast_add(b)
+    ops::linear(x, w, b, false)
+}
+
+/// `relu(x · wᵀ + b)`, fused.
+pub fn linear_relu(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
+    ops::linear(x, w, b, true)
 }
 
 /// Stride-1, unpadded 2-D convolution plus a per-channel bias (im2col + GEMM on CPU).
@@ -49,7 +54,8 @@ pub fn nll(log_probs: &Tensor, labels: &Tensor) -> Result<Tensor> {
     picked.sum_all()?.affine(-1.0 / n as f64, 0.0)
 }
 
-/// Mean cross-entropy of integer `labels` against raw `logits`.
+/// Mean cross-entropy of integer `labels` against raw `logits`, fused (equal to
+/// `nll(log_softmax(logits), labels)`).
 pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
-    nll(&log_softmax(logits)?, labels)
+    ops::cross_entropy(logits, labels)
 }

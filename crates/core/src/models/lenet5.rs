@@ -42,8 +42,8 @@ impl Model for LeNet5 {
         let x = layers::conv2d(&x, &self.conv2.0, &self.conv2.1)?;
         let x = layers::relu(&layers::max_pool2d(&x, 2)?)?;
         let x = x.flatten_from(1)?;
-        let x = layers::relu(&layers::linear(&x, &self.fc1.0, &self.fc1.1)?)?;
-        let x = layers::relu(&layers::linear(&x, &self.fc2.0, &self.fc2.1)?)?;
+        let x = layers::linear_relu(&x, &self.fc1.0, &self.fc1.1)?;
+        let x = layers::linear_relu(&x, &self.fc2.0, &self.fc2.1)?;
         layers::linear(&x, &self.fc3.0, &self.fc3.1)
     }
 

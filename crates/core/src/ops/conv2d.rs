@@ -14,9 +14,9 @@
 //! let d = (conv2d(&x, &w, &b, spec).unwrap() - conv2d_slow(&x, &w, &b, spec).unwrap()).unwrap();
 //! assert!(d.abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap() < 1e-12);
 //! ```
-use super::{slice, CHUNK};
+use super::{matmul, slice, CHUNK};
 use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, WithDType};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, WithDType};
 use num_traits::Float;
 use rayon::prelude::*;
 
@@ -140,39 +140,6 @@ fn col2im_add<T: Float>(g: &Geometry, col: &[T], x: &mut [T]) {
     }
 }
 
-/// Row-major matrices `dst (m×n) = [dst +] a (m×k) · b (k×n)`, where `a` and `b` are given by
-/// their row and column strides so that transposes cost nothing.
-#[allow(clippy::too_many_arguments)]
-fn matmul<T: Float + 'static>(m: usize, n: usize, k: usize, dst: &mut [T], accumulate: bool, a: &[T], a_rs: usize, a_cs: usize, b: &[T], b_rs: usize, b_cs: usize) {
-    debug_assert!(dst.len() >= m * n);
-    debug_assert!(m == 0 || k == 0 || a.len() > (m - 1) * a_rs + (k - 1) * a_cs);
-    debug_assert!(k == 0 || n == 0 || b.len() > (k - 1) * b_rs + (n - 1) * b_cs);
-    // SAFETY: the bounds above hold for every index gemm reads or writes.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            a.as_ptr(),
-            a_cs as isize,
-            a_rs as isize,
-            b.as_ptr(),
-            b_cs as isize,
-            b_rs as isize,
-            T::one(),
-            T::one(),
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        )
-    }
-}
-
 fn forward<T: Float + WithDType>(g: &Geometry, x: &[T], w: &[T], b: &[T]) -> Vec<T> {
     let mut y = vec![T::zero(); g.n * g.out_image()];
     y.par_chunks_mut(CHUNK * g.out_image()).enumerate().for_each(|(chunk, ys)| {
@@ -234,23 +201,6 @@ fn grad_params<T: Float + WithDType>(g: &Geometry, x: &[T], dy: &[T]) -> (Vec<T>
     (total, db)
 }
 
-/// Dispatches a generic kernel on the dtype of CPU storage.
-macro_rules! by_dtype {
-    ($s:expr, |$t:ident| $body:expr) => {
-        match $s.dtype() {
-            DType::F32 => {
-                type $t = f32;
-                $body
-            }
-            DType::F64 => {
-                type $t = f64;
-                $body
-            }
-            other => candle_core::bail!("goldpan conv2d: unsupported dtype {other:?}"),
-        }
-    };
-}
-
 struct Conv2d(Conv2dSpec);
 
 impl CustomOp3 for Conv2d {
@@ -268,12 +218,13 @@ impl CustomOp3 for Conv2d {
 
     fn bwd(&self, x: &Tensor, w: &Tensor, _b: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let dy = dy.contiguous()?;
-        let dx = dy.apply_op2_no_bwd(w, &GradInput { spec: self.0, input: x.dims4()? })?;
+        // The network's input needs no gradient: skip the most expensive of the three.
+        let dx = if x.track_op() { Some(dy.apply_op2_no_bwd(w, &GradInput { spec: self.0, input: x.dims4()? })?) } else { None };
         let dwb = x.apply_op2_no_bwd(&dy, &GradParams { spec: self.0, kernel: w.dims4()? })?;
         let (o, rows) = (w.dim(0)?, w.elem_count() / w.dim(0)?);
         let dw = dwb.narrow(0, 0, o * rows)?.reshape(w.shape())?;
         let db = dwb.narrow(0, o * rows, o)?;
-        Ok((Some(dx), Some(dw), Some(db)))
+        Ok((dx, Some(dw), Some(db)))
     }
 }
 

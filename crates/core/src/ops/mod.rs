@@ -9,13 +9,35 @@
 //! Parallelism is over images, in chunks whose size does not depend on the thread count, and
 //! reductions over the batch add chunk partials in a fixed order: results are bit-identical
 //! whatever the number of threads.
+/// Runs a generic kernel body with `$t` bound to the float type of CPU storage `$s`.
+macro_rules! by_dtype {
+    ($s:expr, |$t:ident| $body:expr) => {
+        match $s.dtype() {
+            candle_core::DType::F32 => {
+                type $t = f32;
+                $body
+            }
+            candle_core::DType::F64 => {
+                type $t = f64;
+                $body
+            }
+            other => candle_core::bail!("goldpan ops support f32 and f64, not {other:?}"),
+        }
+    };
+}
+
 mod conv2d;
+mod cross_entropy;
+mod linear;
 mod max_pool2d;
 
 pub use conv2d::{conv2d, conv2d_slow, Conv2dSpec};
+pub use cross_entropy::{cross_entropy, cross_entropy_slow};
+pub use linear::{linear, linear_slow};
 pub use max_pool2d::{max_pool2d, max_pool2d_slow};
 
 use candle_core::{CpuStorage, Layout, Result, WithDType};
+use num_traits::Float;
 
 /// The contiguous data of a CPU tensor argument.
 fn slice<'a, T: WithDType>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [T]> {
@@ -25,3 +47,37 @@ fn slice<'a, T: WithDType>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [T]> {
 
 /// Images per parallel work item: fixed, so the work split never depends on the thread count.
 const CHUNK: usize = 8;
+
+/// Row-major matrices `dst (m×n) = [dst +] a (m×k) · b (k×n)`, where `a` and `b` are given by
+/// their row and column strides so that transposes cost nothing.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn matmul<T: Float + 'static>(m: usize, n: usize, k: usize, dst: &mut [T], accumulate: bool, a: &[T], a_rs: usize, a_cs: usize, b: &[T], b_rs: usize, b_cs: usize) {
+    debug_assert!(dst.len() >= m * n);
+    debug_assert!(m == 0 || k == 0 || a.len() > (m - 1) * a_rs + (k - 1) * a_cs);
+    debug_assert!(k == 0 || n == 0 || b.len() > (k - 1) * b_rs + (n - 1) * b_cs);
+    // SAFETY: the bounds above hold for every index gemm reads or writes.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.as_ptr(),
+            a_cs as isize,
+            a_rs as isize,
+            b.as_ptr(),
+            b_cs as isize,
+            b_rs as isize,
+            T::one(),
+            T::one(),
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
+    }
+}
+

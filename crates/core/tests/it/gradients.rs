@@ -143,6 +143,22 @@ fn linear_gradients() {
 }
 
 #[test]
+fn linear_relu_gradients() {
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    // 40 rows span two work chunks of the fused kernel.
+    let x = uniform(&mut rng, &[40, 7], -1.0, 1.0);
+    let w = uniform(&mut rng, &[6, 7], -1.0, 1.0);
+    let b = uniform(&mut rng, &[6], -1.0, 1.0);
+    let r = uniform(&mut rng, &[40, 6], -1.0, 1.0);
+    // Pre-activations must stay clear of the kink for the finite differences.
+    let z = layers::linear(&x, &w, &b).unwrap().abs().unwrap().flatten_all().unwrap().min(0).unwrap();
+    assert!(z.to_scalar::<f64>().unwrap() > 1e-4);
+    let f = |t: &[Tensor]| weighted_sum(&layers::linear_relu(&t[0], &t[1], &t[2]).unwrap(), &r);
+    let rel = check_grads(f, &[x, w, b], &[0, 1, 2]);
+    eprintln!("linear_relu: max relative error {rel:.3e}");
+}
+
+#[test]
 fn conv2d_gradients() {
     let mut rng = ChaCha8Rng::seed_from_u64(2);
     let x = uniform(&mut rng, &[2, 3, 6, 6], -1.0, 1.0);

@@ -3,7 +3,7 @@
 //! sizes and batches that are not a multiple of the work chunk; and bit-identical results
 //! whatever the thread count.
 use candle_core::{DType, Device, Tensor, Var};
-use goldpan_core::ops::{conv2d, conv2d_slow, max_pool2d, max_pool2d_slow, Conv2dSpec};
+use goldpan_core::ops::{conv2d, conv2d_slow, cross_entropy, cross_entropy_slow, linear, linear_slow, max_pool2d, max_pool2d_slow, Conv2dSpec};
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
     (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f64>().unwrap()
@@ -64,6 +64,40 @@ fn max_pool2d_matches_the_reference_with_gradients() {
         assert_eq!(max_abs_diff(&fast, &slow), 0.0, "case {i}");
         assert_eq!(max_abs_diff(&gf[0], &gs[0]), 0.0, "case {i}");
     }
+}
+
+#[test]
+fn linear_matches_candle_with_all_gradients() {
+    for (i, &(n, fin, fout, relu)) in [(70, 256, 120, true), (5, 84, 10, false), (33, 3, 2, true)].iter().enumerate() {
+        let x = randn(&[n, fin], 10 + i as u64);
+        let w = randn(&[fout, fin], 20 + i as u64);
+        let b = randn(&[fout], 30 + i as u64);
+        let r = randn(&[n, fout], 40 + i as u64);
+        let (fast, gf) = grads(|t| linear(&t[0], &t[1], &t[2], relu).unwrap(), &[x.clone(), w.clone(), b.clone()], &r);
+        let (slow, gs) = grads(|t| linear_slow(&t[0], &t[1], &t[2], relu).unwrap(), &[x, w, b], &r);
+        assert!(max_abs_diff(&fast, &slow) < 1e-11, "case {i}: forward");
+        for (name, (a, b)) in ["x", "w", "b"].iter().zip(gf.iter().zip(&gs)) {
+            assert!(max_abs_diff(a, b) < 1e-10, "case {i}: ∂{name} off by {}", max_abs_diff(a, b));
+        }
+    }
+}
+
+#[test]
+fn cross_entropy_matches_candle_with_gradient() {
+    let z = (randn(&[13, 10], 5) * 4.0).unwrap();
+    let labels = Tensor::new(&[0u32, 9, 3, 3, 1, 2, 8, 7, 6, 5, 4, 0, 9], &Device::Cpu).unwrap();
+    let one = Tensor::new(3.0f64, &Device::Cpu).unwrap();
+    let (fast, gf) = grads(|t| cross_entropy(&t[0], &labels).unwrap(), &[z.clone()], &one);
+    let (slow, gs) = grads(|t| cross_entropy_slow(&t[0], &labels).unwrap(), &[z], &one);
+    assert!(max_abs_diff(&fast, &slow) < 1e-12);
+    assert!(max_abs_diff(&gf[0], &gs[0]) < 1e-12);
+}
+
+#[test]
+fn cross_entropy_rejects_out_of_range_labels() {
+    let z = randn(&[2, 3], 1);
+    let bad = Tensor::new(&[0u32, 3], &Device::Cpu).unwrap();
+    assert!(cross_entropy(&z, &bad).is_err());
 }
 
 #[test]

@@ -1,0 +1,182 @@
+//! Fully connected layer with bias and optional fused ReLU: `x: N×in`, `w: out×in`, `b: out`
+//! → `N×out`, as one op forward and two GEMM ops backward.
+//!
+//! With `z = x·wᵀ + b`, `y = relu(z)` (or `z`): `∂z = ∂y ⊙ [y > 0]`, `∂x = ∂z·w`,
+//! `∂w = ∂zᵀ·x`, `∂b = Σₙ ∂z`. The ReLU mask is read from `y` itself, so nothing is stored.
+//!
+//! ```
+//! use candle_core::{Device, Tensor};
+//! use goldpan_core::ops::{linear, linear_slow};
+//! let x = Tensor::randn(0f64, 1.0, (5, 7), &Device::Cpu).unwrap();
+//! let w = Tensor::randn(0f64, 1.0, (3, 7), &Device::Cpu).unwrap();
+//! let b = Tensor::randn(0f64, 1.0, 3, &Device::Cpu).unwrap();
+//! let d = (linear(&x, &w, &b, true).unwrap() - linear_slow(&x, &w, &b, true).unwrap()).unwrap();
+//! assert!(d.abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap() < 1e-12);
+//! ```
+use super::{matmul, slice};
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, WithDType};
+use num_traits::Float;
+use rayon::prelude::*;
+
+/// Rows per parallel work item (fixed: the split never depends on the thread count).
+const ROWS: usize = 32;
+
+fn forward<T: Float + WithDType>(x: &[T], w: &[T], b: &[T], (n, fin, fout): (usize, usize, usize), relu: bool) -> Vec<T> {
+    let mut y = vec![T::zero(); n * fout];
+    y.par_chunks_mut(ROWS * fout).enumerate().for_each(|(chunk, ys)| {
+        let rows = ys.len() / fout;
+        for row in ys.chunks_mut(fout) {
+            row.copy_from_slice(b);
+        }
+        let xs = &x[chunk * ROWS * fin..][..rows * fin];
+        matmul(rows, fout, fin, ys, true, xs, fin, 1, w, 1, fin);
+        if relu {
+            ys.iter_mut().for_each(|v| *v = Float::max(*v, T::zero()));
+        }
+    });
+    y
+}
+
+/// `∂z` for rows `lo..hi`: `∂y`, masked by `y > 0` when the layer has a ReLU.
+fn grad_z<T: Float>(dy: &[T], y: &[T], relu: bool) -> Vec<T> {
+    if relu {
+        dy.iter().zip(y).map(|(&d, &v)| if v > T::zero() { d } else { T::zero() }).collect()
+    } else {
+        dy.to_vec()
+    }
+}
+
+fn grad_input<T: Float + WithDType>(dy: &[T], y: &[T], w: &[T], (n, fin, fout): (usize, usize, usize), relu: bool) -> Vec<T> {
+    let mut dx = vec![T::zero(); n * fin];
+    dx.par_chunks_mut(ROWS * fin).enumerate().for_each(|(chunk, dxs)| {
+        let rows = dxs.len() / fin;
+        let range = chunk * ROWS * fout..(chunk * ROWS + rows) * fout;
+        let dz = grad_z(&dy[range.clone()], &y[range], relu);
+        matmul(rows, fin, fout, dxs, false, &dz, fout, 1, w, fin, 1);
+    });
+    dx
+}
+
+/// `[∂w flattened, ∂b]`, from chunk partials summed in chunk order.
+fn grad_params<T: Float + WithDType>(x: &[T], dy: &[T], y: &[T], (n, fin, fout): (usize, usize, usize), relu: bool) -> Vec<T> {
+    let partials: Vec<Vec<T>> = (0..n.div_ceil(ROWS))
+        .into_par_iter()
+        .map(|chunk| {
+            let (lo, hi) = (chunk * ROWS, ((chunk + 1) * ROWS).min(n));
+            let dz = grad_z(&dy[lo * fout..hi * fout], &y[lo * fout..hi * fout], relu);
+            let mut acc = vec![T::zero(); fout * fin + fout];
+            let (dw, db) = acc.split_at_mut(fout * fin);
+            // ∂w (out×in) = ∂zᵀ (out×rows) · x (rows×in)
+            matmul(fout, fin, hi - lo, dw, false, &dz, 1, fout, &x[lo * fin..hi * fin], fin, 1);
+            for row in dz.chunks(fout) {
+                for (s, &v) in db.iter_mut().zip(row) {
+                    *s = *s + v;
+                }
+            }
+            acc
+        })
+        .collect();
+    let mut total = vec![T::zero(); fout * fin + fout];
+    for p in &partials {
+        for (t, &v) in total.iter_mut().zip(p) {
+            *t = *t + v;
+        }
+    }
+    total
+}
+
+fn sizes(x: &Layout, w: &Layout) -> Result<(usize, usize, usize)> {
+    let (n, fin) = x.shape().dims2()?;
+    let (fout, win) = w.shape().dims2()?;
+    if fin != win {
+        candle_core::bail!("linear: input {:?} does not match weight {:?}", x.dims(), w.dims())
+    }
+    Ok((n, fin, fout))
+}
+
+struct Linear {
+    relu: bool,
+}
+
+impl CustomOp3 for Linear {
+    fn name(&self) -> &'static str {
+        "goldpan-linear"
+    }
+
+    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, ws: &CpuStorage, wl: &Layout, bs: &CpuStorage, bl: &Layout) -> Result<(CpuStorage, Shape)> {
+        let dims = sizes(xl, wl)?;
+        by_dtype!(xs, |T| {
+            let y = forward::<T>(slice(xs, xl)?, slice(ws, wl)?, slice(bs, bl)?, dims, self.relu);
+            Ok((T::to_cpu_storage_owned(y), Shape::from((dims.0, dims.2))))
+        })
+    }
+
+    fn bwd(&self, x: &Tensor, w: &Tensor, _b: &Tensor, y: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let dy = dy.contiguous()?;
+        let dx = if x.track_op() { Some(dy.apply_op3_no_bwd(w, y, &GradInput { relu: self.relu, fin: w.dim(1)? })?) } else { None };
+        let dwb = x.apply_op3_no_bwd(&dy, y, &GradParams { relu: self.relu })?;
+        let (fout, fin) = w.dims2()?;
+        Ok((dx, Some(dwb.narrow(0, 0, fout * fin)?.reshape((fout, fin))?), Some(dwb.narrow(0, fout * fin, fout)?)))
+    }
+}
+
+/// `(∂y, w, y) → ∂x`.
+struct GradInput {
+    relu: bool,
+    fin: usize,
+}
+
+impl CustomOp3 for GradInput {
+    fn name(&self) -> &'static str {
+        "goldpan-linear-grad-input"
+    }
+
+    fn cpu_fwd(&self, dys: &CpuStorage, dyl: &Layout, ws: &CpuStorage, wl: &Layout, ys: &CpuStorage, yl: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (n, fout) = dyl.shape().dims2()?;
+        let dims = (n, self.fin, fout);
+        by_dtype!(dys, |T| {
+            let dx = grad_input::<T>(slice(dys, dyl)?, slice(ys, yl)?, slice(ws, wl)?, dims, self.relu);
+            Ok((T::to_cpu_storage_owned(dx), Shape::from((n, self.fin))))
+        })
+    }
+}
+
+/// `(x, ∂y, y) → [∂w flattened, ∂b]`.
+struct GradParams {
+    relu: bool,
+}
+
+impl CustomOp3 for GradParams {
+    fn name(&self) -> &'static str {
+        "goldpan-linear-grad-params"
+    }
+
+    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, dys: &CpuStorage, dyl: &Layout, ys: &CpuStorage, yl: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (n, fin) = xl.shape().dims2()?;
+        let (_, fout) = dyl.shape().dims2()?;
+        by_dtype!(xs, |T| {
+            let g = grad_params::<T>(slice(xs, xl)?, slice(dys, dyl)?, slice(ys, yl)?, (n, fin, fout), self.relu);
+            let len = g.len();
+            Ok((T::to_cpu_storage_owned(g), Shape::from(len)))
+        })
+    }
+}
+
+/// `x·wᵀ + b`, then ReLU if `relu`; the fast kernel on CPU, [`linear_slow`] elsewhere.
+pub fn linear(x: &Tensor, w: &Tensor, b: &Tensor, relu: bool) -> Result<Tensor> {
+    if !x.device().is_cpu() {
+        return linear_slow(x, w, b, relu);
+    }
+    x.contiguous()?.apply_op3(&w.contiguous()?, &b.contiguous()?, Linear { relu })
+}
+
+/// The reference: candle's matmul, broadcast add and ReLU.
+pub fn linear_slow(x: &Tensor, w: &Tensor, b: &Tensor, relu: bool) -> Result<Tensor> {
+    let z = x.matmul(&w.t()?)?.broadcast_add(b)?;
+    if relu {
+        z.relu()
+    } else {
+        Ok(z)
+    }
+}
