@@ -134,6 +134,11 @@ export interface BindingTrainResult {
   checkpoint?: string
   /** SHA-256 of the final weights in parameter order, hex. */
   weightsHash: string
+  /**
+   * How many progress events were sent. They travel on another queue than the result and
+   * may arrive just after it; the SDK waits for this many before it resolves.
+   */
+  progressEvents: number
 }
 
 /** Whether this build was compiled with CUDA support (a GPU may still be missing). */

@@ -15,11 +15,15 @@ pub fn guard<T>(f: impl FnOnce() -> Result<T, CoreError>) -> Result<T, CoreError
     })
 }
 
-/// A napi error that materialises as a JS `Error` with `code` set to the core's code.
-pub fn to_js(env: &Env, e: CoreError) -> napi::Error {
+/// A napi error that materialises as a JS `Error` with `code` set to the core's code, and
+/// `progressEvents` (how many progress events preceded it) when given.
+pub fn to_js(env: &Env, e: CoreError, progress_events: Option<u32>) -> napi::Error {
     let make = || -> napi::Result<napi::Error> {
         let mut obj = env.create_error(napi::Error::new(Status::GenericFailure, e.to_string()))?;
         obj.set("code", e.code())?;
+        if let Some(n) = progress_events {
+            obj.set("progressEvents", n)?;
+        }
         Ok(napi::Error::from(obj.to_unknown()))
     };
     make().unwrap_or_else(|fallback| fallback)
@@ -27,7 +31,7 @@ pub fn to_js(env: &Env, e: CoreError) -> napi::Error {
 
 /// Settles an async task's outcome: the value, or a coded JS error.
 pub fn settle<T>(env: &Env, outcome: Result<T, CoreError>) -> napi::Result<T> {
-    outcome.map_err(|e| to_js(env, e))
+    outcome.map_err(|e| to_js(env, e, None))
 }
 
 /// For synchronous entry points.

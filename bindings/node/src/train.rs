@@ -1,13 +1,13 @@
 //! `train` and `resume`: long-running tasks with progress and cancellation.
 use crate::cancel::{flag_of, CancelToken};
-use crate::error::{guard, opt, settle};
+use crate::error::{guard, opt, to_js};
 use goldpan_core::train::{self, Progress, ProgressKind, ResumeOverrides, TrainConfig, TrainResult};
 use goldpan_core::Error as CoreError;
 use napi::bindgen_prelude::AsyncTask;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, Status, Task};
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 
 #[napi_derive::napi(object)]
@@ -120,6 +120,9 @@ pub struct BindingTrainResult {
     pub checkpoint: Option<String>,
     /// SHA-256 of the final weights in parameter order, hex.
     pub weights_hash: String,
+    /// How many progress events were sent. They travel on another queue than the result and
+    /// may arrive just after it; the SDK waits for this many before it resolves.
+    pub progress_events: u32,
 }
 
 impl From<TrainResult> for BindingTrainResult {
@@ -134,6 +137,7 @@ impl From<TrainResult> for BindingTrainResult {
             wall_sec: r.wall_sec,
             checkpoint: r.checkpoint.map(|c| c.display().to_string()),
             weights_hash: r.weights_hash,
+            progress_events: 0,
         }
     }
 }
@@ -150,6 +154,7 @@ pub struct TrainTask {
     job: Option<Job>,
     on_progress: Option<Arc<ProgressFn>>,
     cancel: Arc<AtomicBool>,
+    sent: Arc<AtomicU32>,
 }
 
 impl Task for TrainTask {
@@ -160,10 +165,13 @@ impl Task for TrainTask {
         let job = self.job.take();
         let on_progress = self.on_progress.clone();
         let cancel = self.cancel.clone();
+        let sent = self.sent.clone();
         Ok(guard(move || {
             let mut report = |p: &Progress| {
                 if let Some(f) = &on_progress {
-                    f.call(p.into(), ThreadsafeFunctionCallMode::NonBlocking);
+                    if f.call(p.into(), ThreadsafeFunctionCallMode::NonBlocking) == Status::Ok {
+                        sent.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
             };
             match job {
@@ -177,12 +185,16 @@ impl Task for TrainTask {
     fn resolve(&mut self, env: Env, output: Self::Output) -> napi::Result<Self::JsValue> {
         // Drop the callback now so that it no longer keeps the event loop alive.
         self.on_progress = None;
-        settle(&env, output).map(Into::into)
+        let events = self.sent.load(Ordering::Relaxed);
+        match output {
+            Ok(r) => Ok(BindingTrainResult { progress_events: events, ..r.into() }),
+            Err(e) => Err(to_js(&env, e, Some(events))),
+        }
     }
 }
 
 fn task(job: Job, on_progress: Option<ProgressFn>, token: Option<&CancelToken>) -> AsyncTask<TrainTask> {
-    AsyncTask::new(TrainTask { job: Some(job), on_progress: on_progress.map(Arc::new), cancel: flag_of(token) })
+    AsyncTask::new(TrainTask { job: Some(job), on_progress: on_progress.map(Arc::new), cancel: flag_of(token), sent: Arc::default() })
 }
 
 /// Trains a model from scratch; resolves with the final metrics.

@@ -42,6 +42,7 @@ const result: TrainResult = {
   testAccuracy: 0.5,
   wallSec: 0.1,
   weightsHash: "ab",
+  progressEvents: 0,
 };
 
 const step: Progress = {
@@ -83,7 +84,7 @@ describe("train", () => {
     await expect(sdk.train({ epochs: 2, outDir: "runs/x" })).resolves.toEqual(result);
     const [config, onProgress, token] = fake.train.mock.calls[0]!;
     expect(config).toMatchObject({ epochs: 2, dataDir: "/env/data", outDir: `${process.cwd()}/runs/x`, lr: 0.01 });
-    expect(onProgress).toBeUndefined();
+    expect(onProgress).toBeTypeOf("function"); // always given: the SDK counts delivered events
     expect(token).toBe(fake.CancelToken.last);
   });
 
@@ -100,6 +101,28 @@ describe("train", () => {
     expect(err).toBeInstanceOf(sdk.GoldpanError);
     expect(err).toMatchObject({ code: "E_CANCELLED", checkpoint: "/o/last.safetensors" });
     expect(seen).toEqual([step]);
+  });
+
+  it("resolves only after every progress event the core sent has arrived", async () => {
+    // The addon's result can overtake its last progress events (different native queues).
+    (fake.train as unknown as { mockImplementation(f: TrainFn): void }).mockImplementation(async (_c, onProgress) => {
+      setImmediate(() => onProgress?.(step));
+      setTimeout(() => onProgress?.({ ...step, kind: "epoch" }), 20);
+      return { ...result, progressEvents: 2 };
+    });
+    const seen: string[] = [];
+    await sdk.train({}, { onProgress: (p) => seen.push(p.kind) });
+    expect(seen).toEqual(["step", "epoch"]);
+  });
+
+  it("waits for the events sent before an error, too", async () => {
+    (fake.train as unknown as { mockImplementation(f: TrainFn): void }).mockImplementation(async (_c, onProgress) => {
+      setTimeout(() => onProgress?.(step), 20);
+      throw Object.assign(new Error("cancelled"), { code: "E_CANCELLED", progressEvents: 1 });
+    });
+    const seen: string[] = [];
+    await expect(sdk.train({}, { onProgress: (p) => seen.push(p.kind) })).rejects.toMatchObject({ code: "E_CANCELLED" });
+    expect(seen).toEqual(["step"]);
   });
 
   it("rejects at once with E_CANCELLED when the signal is already aborted", async () => {

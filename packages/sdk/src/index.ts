@@ -77,11 +77,21 @@ export function parseBenchmarkConfig(input: unknown): BenchmarkConfig {
   return parseConfig(BenchmarkConfigSchema, input, "benchmark config");
 }
 
+/** Yields to the event loop until `done()`, for at most `limitMs` (events already queued
+ * natively arrive within a turn or two; the limit only guards against a lost event). */
+async function settleEvents(done: () => boolean, limitMs = 5_000): Promise<void> {
+  const deadline = Date.now() + limitMs;
+  while (!done() && Date.now() < deadline) {
+    await new Promise<void>((r) => setImmediate(r));
+  }
+}
+
 /** Runs `call` with a fresh `CancelToken` tied to `signal`, shielding the core from a throwing
- * `onProgress` and normalizing every error. */
+ * `onProgress`, normalizing every error, and settling only after every progress event the core
+ * sent has been delivered (events and the result travel on different native queues). */
 async function cancellable<T>(
   options: RunOptions,
-  call: (b: typeof Binding, onProgress: ((p: Progress) => void) | undefined, token: Binding.CancelToken) => Promise<T>,
+  call: (b: typeof Binding, onProgress: (p: Progress) => void, token: Binding.CancelToken) => Promise<T>,
 ): Promise<T> {
   const { signal, onProgress } = options;
   if (signal?.aborted) throw new GoldpanError("E_CANCELLED", "cancelled before it started");
@@ -90,26 +100,30 @@ async function cancellable<T>(
   const onAbort = (): void => token.cancel();
   signal?.addEventListener("abort", onAbort, { once: true });
 
+  let received = 0;
   let callbackFailed = false;
   let callbackError: unknown;
-  const progress =
-    onProgress &&
-    ((p: Progress): void => {
-      if (callbackFailed) return;
-      try {
-        onProgress(p);
-      } catch (e) {
-        callbackFailed = true;
-        callbackError = e;
-        token.cancel();
-      }
-    });
+  const progress = (p: Progress): void => {
+    received++;
+    if (callbackFailed || !onProgress) return;
+    try {
+      onProgress(p);
+    } catch (e) {
+      callbackFailed = true;
+      callbackError = e;
+      token.cancel();
+    }
+  };
 
   try {
     const result = await call(b, progress, token);
+    const sent = (result as { progressEvents?: number }).progressEvents ?? 0;
+    await settleEvents(() => received >= sent);
     if (callbackFailed) throw callbackError;
     return result;
   } catch (e) {
+    const sent = (e as { progressEvents?: unknown } | null)?.progressEvents;
+    if (typeof sent === "number") await settleEvents(() => received >= sent);
     throw normalizeError(callbackFailed ? callbackError : e);
   } finally {
     signal?.removeEventListener("abort", onAbort);
