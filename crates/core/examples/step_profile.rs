@@ -42,30 +42,33 @@ fn main() -> goldpan_core::Result<()> {
     if args.next().as_deref() != Some("ops") {
         return Ok(());
     }
-    // candle's own ops for each conv layer, alone, at this batch size (the before/after baseline).
-    let v = |dims: (usize, usize, usize, usize)| candle_core::Var::randn(0f32, 1.0, dims, &dev).unwrap();
-    let x1 = Tensor::randn(0f32, 1.0, (batch, 1, 28, 28), &dev)?;
-    let (w1, x2, w2) = (v((6, 1, 5, 5)), v((batch, 6, 12, 12)), v((16, 6, 5, 5)));
-    let y1 = x1.conv2d(&w1, 0, 1, 1, 1)?;
-    let y2 = x2.conv2d(&w2, 0, 1, 1, 1)?;
-    let g1 = Tensor::ones_like(&y1)?;
-    let g2 = Tensor::ones_like(&y2)?;
-    let x2t = x2.as_tensor().detach();
-    let w2t = w2.as_tensor().detach();
-    let rows: Vec<(&str, f64)> = vec![
-        ("conv1 forward", time_ms(iters, || drop(x1.conv2d(&w1, 0, 1, 1, 1).unwrap()))),
-        ("conv1 dW (conv2d)", time_ms(iters, || drop(x1.transpose(0, 1).unwrap().conv2d(&g1.transpose(0, 1).unwrap(), 0, 1, 1, 1).unwrap()))),
-        ("conv2 forward", time_ms(iters, || drop(x2t.conv2d(&w2t, 0, 1, 1, 1).unwrap()))),
-        ("conv2 dW (conv2d)", time_ms(iters, || drop(x2t.transpose(0, 1).unwrap().conv2d(&g2.transpose(0, 1).unwrap(), 0, 1, 1, 1).unwrap()))),
-        ("conv2 dX (conv_transpose2d)", time_ms(iters, || drop(g2.conv_transpose2d(&w2t, 0, 0, 1, 1).unwrap()))),
-        ("pool1 (gather at argmax)", time_ms(iters, || drop(layers::max_pool2d(&y1, 2).unwrap()))),
-        ("pool1 backward", time_ms(iters, || drop(layers::max_pool2d(&(y1.clone() * 1.0).unwrap(), 2).unwrap().sum_all().unwrap().backward()))),
+    // Each layer alone at this batch size: forward, and forward + backward.
+    let v = |dims: &[usize]| candle_core::Var::from_tensor(&Tensor::randn(0f32, 1.0, dims, &dev).unwrap()).unwrap();
+    let x = Tensor::randn(0f32, 1.0, (batch, 1, 28, 28), &dev)?;
+    let (w1, b1) = (v(&[6, 1, 5, 5]), v(&[6]));
+    let h1 = v(&[batch, 6, 24, 24]);
+    let p1 = v(&[batch, 6, 12, 12]);
+    let (w2, b2) = (v(&[16, 6, 5, 5]), v(&[16]));
+    let h2 = v(&[batch, 16, 8, 8]);
+    let f1 = v(&[batch, 256]);
+    let (fw1, fb1) = (v(&[120, 256]), v(&[120]));
+    let logits = v(&[batch, 10]);
+    type Layer<'a> = (&'a str, Box<dyn Fn() -> Tensor + 'a>);
+    let layers: Vec<Layer> = vec![
+        ("conv1 (1→6, input not tracked)", Box::new(|| layers::conv2d(&x, &w1, &b1).unwrap())),
+        ("max-pool 24→12 ×6", Box::new(|| layers::max_pool2d(&h1, 2).unwrap())),
+        ("relu 6×12×12", Box::new(|| layers::relu(&p1).unwrap())),
+        ("conv2 (6→16)", Box::new(|| layers::conv2d(&p1, &w2, &b2).unwrap())),
+        ("max-pool 8→4 ×16", Box::new(|| layers::max_pool2d(&h2, 2).unwrap())),
+        ("fc1 256→120 + relu", Box::new(|| layers::linear_relu(&f1, &fw1, &fb1).unwrap())),
+        ("cross-entropy", Box::new(|| layers::cross_entropy(&logits, &y).unwrap())),
     ];
-    println!("ops at batch {batch}:");
-    for (name, ms) in rows {
-        println!("  {name:<28} {ms:>7.3} ms");
+    println!("layers at batch {batch} (ms): forward | forward+backward");
+    for (name, f) in &layers {
+        let fwd = time_ms(iters, || drop(f()));
+        let both = time_ms(iters, || drop(f().sum_all().unwrap().backward().unwrap()));
+        println!("  {name:<32} {fwd:>7.3} | {both:>7.3}");
     }
-    let _ = (y2, x2);
     Ok(())
 }
 
