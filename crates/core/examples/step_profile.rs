@@ -7,6 +7,11 @@ use goldpan_core::models::{self, layers, Mode};
 use goldpan_core::train::Sgd;
 use std::time::{Duration, Instant};
 
+// As in the napi addon: freed buffers are reused instead of returned to the OS and faulted in
+// again on every step.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> goldpan_core::Result<()> {
     let mut args = std::env::args().skip(1);
     let batch: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(64);

@@ -19,41 +19,64 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp3, DType, Layout, Result, Shape
 use num_traits::Float;
 use rayon::prelude::*;
 
-/// Index in the plane of the first maximal element of window `(i, j)`.
-fn first_max<T: Float>(plane: &[T], w: usize, k: usize, i: usize, j: usize) -> usize {
-    let mut best = i * k * w + j * k;
-    for a in 0..k {
-        for b in 0..k {
-            let at = (i * k + a) * w + j * k + b;
-            if plane[at] > plane[best] {
-                best = at;
+/// Planes per parallel work item.
+const PLANES: usize = 16;
+
+/// For each window of one plane, in row-major order, calls `visit(window, index of its first
+/// maximum in the plane)`. Windows are scanned row by row, so "first" is PyTorch's order.
+#[inline(always)]
+fn for_each_window<T: Float>(plane: &[T], (h, w): (usize, usize), k: usize, mut visit: impl FnMut(usize, usize)) {
+    let (oh, ow) = (h / k, w / k);
+    if k == 2 {
+        // The common case, unrolled: two input rows per output row.
+        for i in 0..oh {
+            let (r0, r1) = (2 * i * w, (2 * i + 1) * w);
+            for j in 0..ow {
+                let c = 2 * j;
+                let (mut best, mut at) = (plane[r0 + c], r0 + c);
+                for idx in [r0 + c + 1, r1 + c, r1 + c + 1] {
+                    if plane[idx] > best {
+                        (best, at) = (plane[idx], idx);
+                    }
+                }
+                visit(i * ow + j, at);
             }
         }
+        return;
     }
-    best
+    for i in 0..oh {
+        for j in 0..ow {
+            let mut at = i * k * w + j * k;
+            for a in 0..k {
+                for b in 0..k {
+                    let idx = (i * k + a) * w + j * k + b;
+                    if plane[idx] > plane[at] {
+                        at = idx;
+                    }
+                }
+            }
+            visit(i * ow + j, at);
+        }
+    }
 }
 
 fn forward<T: Float + Send + Sync>(x: &[T], (h, w): (usize, usize), k: usize) -> Vec<T> {
-    let (oh, ow) = (h / k, w / k);
-    let mut y = vec![T::zero(); x.len() / (h * w) * oh * ow];
-    y.par_chunks_mut(oh * ow).zip(x.par_chunks(h * w)).for_each(|(out, plane)| {
-        for i in 0..oh {
-            for j in 0..ow {
-                out[i * ow + j] = plane[first_max(plane, w, k, i, j)];
-            }
+    let out = (h / k) * (w / k);
+    let mut y = vec![T::zero(); x.len() / (h * w) * out];
+    y.par_chunks_mut(PLANES * out).zip(x.par_chunks(PLANES * h * w)).for_each(|(ys, xs)| {
+        for (y, plane) in ys.chunks_mut(out).zip(xs.chunks(h * w)) {
+            for_each_window(plane, (h, w), k, |o, at| y[o] = plane[at]);
         }
     });
     y
 }
 
 fn backward<T: Float + Send + Sync>(x: &[T], dy: &[T], (h, w): (usize, usize), k: usize) -> Vec<T> {
-    let (oh, ow) = (h / k, w / k);
+    let out = (h / k) * (w / k);
     let mut dx = vec![T::zero(); x.len()];
-    dx.par_chunks_mut(h * w).zip(x.par_chunks(h * w)).zip(dy.par_chunks(oh * ow)).for_each(|((dplane, plane), dout)| {
-        for i in 0..oh {
-            for j in 0..ow {
-                dplane[first_max(plane, w, k, i, j)] = dout[i * ow + j];
-            }
+    dx.par_chunks_mut(PLANES * h * w).zip(x.par_chunks(PLANES * h * w)).zip(dy.par_chunks(PLANES * out)).for_each(|((dxs, xs), dys)| {
+        for ((dplane, plane), dout) in dxs.chunks_mut(h * w).zip(xs.chunks(h * w)).zip(dys.chunks(out)) {
+            for_each_window(plane, (h, w), k, |o, at| dplane[at] = dout[o]);
         }
     });
     dx
