@@ -14,6 +14,11 @@ mod train;
 
 pub use cancel::CancelToken;
 
+// Training frees and reallocates the same large buffers every step; mimalloc keeps them for
+// reuse where the system allocator returns them to the OS and faults them in again.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[napi_derive::napi]
 pub fn version() -> String {
     env!("CARGO_PKG_VERSION").to_string()

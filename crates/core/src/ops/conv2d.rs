@@ -14,11 +14,10 @@
 //! let d = (conv2d(&x, &w, &b, spec).unwrap() - conv2d_slow(&x, &w, &b, spec).unwrap()).unwrap();
 //! assert!(d.abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap() < 1e-12);
 //! ```
-use super::{matmul, slice, CHUNK};
+use super::{matmul, parallel, slice, CHUNK};
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, WithDType};
 use num_traits::Float;
-use rayon::prelude::*;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Conv2dSpec {
@@ -83,14 +82,15 @@ impl Geometry {
     }
 }
 
-/// `col[(c,ki,kj), (i,j)] = x[c, i·s+ki−p, j·s+kj−p]`, zero outside the image.
-fn im2col<T: Float>(g: &Geometry, x: &[T], col: &mut [T]) {
+/// `col[(c,ki,kj), (i,j)] = x[c, i·s+ki−p, j·s+kj−p]`, zero outside the image; rows of `col`
+/// are `ld` apart, so that the columns of several images sit side by side.
+fn im2col<T: Float>(g: &Geometry, x: &[T], col: &mut [T], ld: usize) {
     let l = g.pixels();
     for c in 0..g.c {
         let plane = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
         for ki in 0..g.k {
             for kj in 0..g.k {
-                let row = &mut col[((c * g.k + ki) * g.k + kj) * l..][..l];
+                let row = &mut col[((c * g.k + ki) * g.k + kj) * ld..][..l];
                 for i in 0..g.oh {
                     let out = &mut row[i * g.ow..(i + 1) * g.ow];
                     let Some(si) = g.src(i, ki, g.h) else {
@@ -112,13 +112,13 @@ fn im2col<T: Float>(g: &Geometry, x: &[T], col: &mut [T]) {
 }
 
 /// The adjoint of [`im2col`]: adds each `col` entry into the input position it came from.
-fn col2im_add<T: Float>(g: &Geometry, col: &[T], x: &mut [T]) {
+fn col2im_add<T: Float>(g: &Geometry, col: &[T], ld: usize, x: &mut [T]) {
     let l = g.pixels();
     for c in 0..g.c {
         let plane = &mut x[c * g.h * g.w..(c + 1) * g.h * g.w];
         for ki in 0..g.k {
             for kj in 0..g.k {
-                let row = &col[((c * g.k + ki) * g.k + kj) * l..][..l];
+                let row = &col[((c * g.k + ki) * g.k + kj) * ld..][..l];
                 for i in 0..g.oh {
                     let Some(si) = g.src(i, ki, g.h) else { continue };
                     let dst = &mut plane[si * g.w..(si + 1) * g.w];
@@ -140,32 +140,62 @@ fn col2im_add<T: Float>(g: &Geometry, col: &[T], x: &mut [T]) {
     }
 }
 
+/// The im2col matrix of images `lo..hi`, side by side: `(C·K·K) × ((hi−lo)·OH·OW)`.
+fn im2col_chunk<T: Float>(g: &Geometry, x: &[T], (lo, hi): (usize, usize), col: &mut Vec<T>) {
+    let (l, ld) = (g.pixels(), (hi - lo) * g.pixels());
+    col.resize(g.rows() * ld, T::zero());
+    for n in lo..hi {
+        im2col(g, &x[n * g.image()..(n + 1) * g.image()], &mut col[(n - lo) * l..], ld);
+    }
+}
+
+/// Images `lo..hi` of an `N×O×L` tensor as one `O × ((hi−lo)·L)` matrix.
+fn gather_channels<T: Float>(g: &Geometry, y: &[T], (lo, hi): (usize, usize), out: &mut Vec<T>) {
+    let (l, ld) = (g.pixels(), (hi - lo) * g.pixels());
+    out.resize(g.o * ld, T::zero());
+    for n in lo..hi {
+        for (o, row) in y[n * g.out_image()..(n + 1) * g.out_image()].chunks(l).enumerate() {
+            out[o * ld + (n - lo) * l..][..l].copy_from_slice(row);
+        }
+    }
+}
+
+/// The image range of work chunk `chunk`.
+fn chunk_range(g: &Geometry, chunk: usize) -> (usize, usize) {
+    (chunk * CHUNK, ((chunk + 1) * CHUNK).min(g.n))
+}
+
+/// Per chunk of images, one GEMM `w · col` over all of their pixels.
 fn forward<T: Float + WithDType>(g: &Geometry, x: &[T], w: &[T], b: &[T]) -> Vec<T> {
     let mut y = vec![T::zero(); g.n * g.out_image()];
-    y.par_chunks_mut(CHUNK * g.out_image()).enumerate().for_each(|(chunk, ys)| {
-        let mut col = vec![T::zero(); g.rows() * g.pixels()];
+    parallel::for_each_piece(&mut y, CHUNK * g.out_image(), |chunk, ys| {
+        let (lo, hi) = chunk_range(g, chunk);
+        let (l, ld) = (g.pixels(), (hi - lo) * g.pixels());
+        let (mut col, mut out) = (Vec::new(), vec![T::zero(); g.o * ld]);
+        im2col_chunk(g, x, (lo, hi), &mut col);
+        matmul(g.o, ld, g.rows(), &mut out, false, w, g.rows(), 1, &col, ld, 1);
         for (i, y) in ys.chunks_mut(g.out_image()).enumerate() {
-            let n = chunk * CHUNK + i;
-            im2col(g, &x[n * g.image()..(n + 1) * g.image()], &mut col);
-            for (o, row) in y.chunks_mut(g.pixels()).enumerate() {
-                row.fill(b[o]);
+            for (o, row) in y.chunks_mut(l).enumerate() {
+                for (v, &r) in row.iter_mut().zip(&out[o * ld + i * l..][..l]) {
+                    *v = r + b[o];
+                }
             }
-            matmul(g.o, g.pixels(), g.rows(), y, true, w, g.rows(), 1, &col, g.pixels(), 1);
         }
     });
     y
 }
 
-/// `∂x` from `∂y` and `w`: per image, `col2im(wᵀ·∂y)`.
+/// `∂x` from `∂y` and `w`: per chunk, `col2im(wᵀ·∂y)`.
 fn grad_input<T: Float + WithDType>(g: &Geometry, dy: &[T], w: &[T]) -> Vec<T> {
     let mut dx = vec![T::zero(); g.n * g.image()];
-    dx.par_chunks_mut(CHUNK * g.image()).enumerate().for_each(|(chunk, dxs)| {
-        let mut dcol = vec![T::zero(); g.rows() * g.pixels()];
+    parallel::for_each_piece(&mut dx, CHUNK * g.image(), |chunk, dxs| {
+        let (lo, hi) = chunk_range(g, chunk);
+        let (l, ld) = (g.pixels(), (hi - lo) * g.pixels());
+        let (mut dyc, mut dcol) = (Vec::new(), vec![T::zero(); g.rows() * ld]);
+        gather_channels(g, dy, (lo, hi), &mut dyc);
+        matmul(g.rows(), ld, g.o, &mut dcol, false, w, 1, g.rows(), &dyc, ld, 1);
         for (i, dx) in dxs.chunks_mut(g.image()).enumerate() {
-            let n = chunk * CHUNK + i;
-            let dy = &dy[n * g.out_image()..(n + 1) * g.out_image()];
-            matmul(g.rows(), g.pixels(), g.o, &mut dcol, false, w, 1, g.rows(), dy, g.pixels(), 1);
-            col2im_add(g, &dcol, dx);
+            col2im_add(g, &dcol[i * l..], ld, dx);
         }
     });
     dx
@@ -174,23 +204,21 @@ fn grad_input<T: Float + WithDType>(g: &Geometry, dy: &[T], w: &[T]) -> Vec<T> {
 /// `∂w` and `∂b` from `x` and `∂y`: chunk partials, then summed in chunk order.
 fn grad_params<T: Float + WithDType>(g: &Geometry, x: &[T], dy: &[T]) -> (Vec<T>, Vec<T>) {
     let (wn, bn) = (g.o * g.rows(), g.o);
-    let partials: Vec<Vec<T>> = (0..g.n.div_ceil(CHUNK))
-        .into_par_iter()
-        .map(|chunk| {
+    let partials: Vec<Vec<T>> = parallel::map(g.n.div_ceil(CHUNK), |chunk| {
+            let (lo, hi) = chunk_range(g, chunk);
+            let ld = (hi - lo) * g.pixels();
+            let (mut col, mut dyc) = (Vec::new(), Vec::new());
+            im2col_chunk(g, x, (lo, hi), &mut col);
+            gather_channels(g, dy, (lo, hi), &mut dyc);
             let mut acc = vec![T::zero(); wn + bn];
-            let mut col = vec![T::zero(); g.rows() * g.pixels()];
-            for n in chunk * CHUNK..((chunk + 1) * CHUNK).min(g.n) {
-                let dy = &dy[n * g.out_image()..(n + 1) * g.out_image()];
-                im2col(g, &x[n * g.image()..(n + 1) * g.image()], &mut col);
-                let (dw, db) = acc.split_at_mut(wn);
-                matmul(g.o, g.rows(), g.pixels(), dw, true, dy, g.pixels(), 1, &col, 1, g.pixels());
-                for (o, row) in dy.chunks(g.pixels()).enumerate() {
-                    db[o] = row.iter().fold(db[o], |s, &v| s + v);
-                }
+            let (dw, db) = acc.split_at_mut(wn);
+            // ∂w (O×K) = ∂y (O × ld) · colᵀ (ld × K)
+            matmul(g.o, g.rows(), ld, dw, false, &dyc, ld, 1, &col, 1, ld);
+            for (o, row) in dyc.chunks(ld).enumerate() {
+                db[o] = row.iter().fold(T::zero(), |s, &v| s + v);
             }
             acc
-        })
-        .collect();
+    });
     let mut total = vec![T::zero(); wn + bn];
     for p in &partials {
         for (t, &v) in total.iter_mut().zip(p) {

@@ -13,18 +13,17 @@
 //! let d = (linear(&x, &w, &b, true).unwrap() - linear_slow(&x, &w, &b, true).unwrap()).unwrap();
 //! assert!(d.abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap() < 1e-12);
 //! ```
-use super::{matmul, slice};
+use super::{matmul, parallel, slice};
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, WithDType};
 use num_traits::Float;
-use rayon::prelude::*;
 
 /// Rows per parallel work item (fixed: the split never depends on the thread count).
 const ROWS: usize = 32;
 
 fn forward<T: Float + WithDType>(x: &[T], w: &[T], b: &[T], (n, fin, fout): (usize, usize, usize), relu: bool) -> Vec<T> {
     let mut y = vec![T::zero(); n * fout];
-    y.par_chunks_mut(ROWS * fout).enumerate().for_each(|(chunk, ys)| {
+    parallel::for_each_piece(&mut y, ROWS * fout, |chunk, ys| {
         let rows = ys.len() / fout;
         for row in ys.chunks_mut(fout) {
             row.copy_from_slice(b);
@@ -49,7 +48,7 @@ fn grad_z<T: Float>(dy: &[T], y: &[T], relu: bool) -> Vec<T> {
 
 fn grad_input<T: Float + WithDType>(dy: &[T], y: &[T], w: &[T], (n, fin, fout): (usize, usize, usize), relu: bool) -> Vec<T> {
     let mut dx = vec![T::zero(); n * fin];
-    dx.par_chunks_mut(ROWS * fin).enumerate().for_each(|(chunk, dxs)| {
+    parallel::for_each_piece(&mut dx, ROWS * fin, |chunk, dxs| {
         let rows = dxs.len() / fin;
         let range = chunk * ROWS * fout..(chunk * ROWS + rows) * fout;
         let dz = grad_z(&dy[range.clone()], &y[range], relu);
@@ -60,9 +59,7 @@ fn grad_input<T: Float + WithDType>(dy: &[T], y: &[T], w: &[T], (n, fin, fout): 
 
 /// `[∂w flattened, ∂b]`, from chunk partials summed in chunk order.
 fn grad_params<T: Float + WithDType>(x: &[T], dy: &[T], y: &[T], (n, fin, fout): (usize, usize, usize), relu: bool) -> Vec<T> {
-    let partials: Vec<Vec<T>> = (0..n.div_ceil(ROWS))
-        .into_par_iter()
-        .map(|chunk| {
+    let partials: Vec<Vec<T>> = parallel::map(n.div_ceil(ROWS), |chunk| {
             let (lo, hi) = (chunk * ROWS, ((chunk + 1) * ROWS).min(n));
             let dz = grad_z(&dy[lo * fout..hi * fout], &y[lo * fout..hi * fout], relu);
             let mut acc = vec![T::zero(); fout * fin + fout];
@@ -75,8 +72,7 @@ fn grad_params<T: Float + WithDType>(x: &[T], dy: &[T], y: &[T], (n, fin, fout):
                 }
             }
             acc
-        })
-        .collect();
+    });
     let mut total = vec![T::zero(); fout * fin + fout];
     for p in &partials {
         for (t, &v) in total.iter_mut().zip(p) {

@@ -13,11 +13,10 @@
 //! let b = max_pool2d_slow(&x, 2).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
 //! assert_eq!(a, b);
 //! ```
-use super::slice;
+use super::{parallel, slice};
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, DType, Layout, Result, Shape, Tensor, WithDType, D};
 use num_traits::Float;
-use rayon::prelude::*;
 
 /// Planes per parallel work item.
 const PLANES: usize = 16;
@@ -63,8 +62,8 @@ fn for_each_window<T: Float>(plane: &[T], (h, w): (usize, usize), k: usize, mut 
 fn forward<T: Float + Send + Sync>(x: &[T], (h, w): (usize, usize), k: usize) -> Vec<T> {
     let out = (h / k) * (w / k);
     let mut y = vec![T::zero(); x.len() / (h * w) * out];
-    y.par_chunks_mut(PLANES * out).zip(x.par_chunks(PLANES * h * w)).for_each(|(ys, xs)| {
-        for (y, plane) in ys.chunks_mut(out).zip(xs.chunks(h * w)) {
+    parallel::for_each_piece(&mut y, PLANES * out, |i, ys| {
+        for (y, plane) in ys.chunks_mut(out).zip(x[i * PLANES * h * w..].chunks(h * w)) {
             for_each_window(plane, (h, w), k, |o, at| y[o] = plane[at]);
         }
     });
@@ -74,7 +73,8 @@ fn forward<T: Float + Send + Sync>(x: &[T], (h, w): (usize, usize), k: usize) ->
 fn backward<T: Float + Send + Sync>(x: &[T], dy: &[T], (h, w): (usize, usize), k: usize) -> Vec<T> {
     let out = (h / k) * (w / k);
     let mut dx = vec![T::zero(); x.len()];
-    dx.par_chunks_mut(PLANES * h * w).zip(x.par_chunks(PLANES * h * w)).zip(dy.par_chunks(PLANES * out)).for_each(|((dxs, xs), dys)| {
+    parallel::for_each_piece(&mut dx, PLANES * h * w, |i, dxs| {
+        let (xs, dys) = (&x[i * PLANES * h * w..], &dy[i * PLANES * out..]);
         for ((dplane, plane), dout) in dxs.chunks_mut(h * w).zip(xs.chunks(h * w)).zip(dys.chunks(out)) {
             for_each_window(plane, (h, w), k, |o, at| dplane[at] = dout[o]);
         }

@@ -30,6 +30,7 @@ mod conv2d;
 mod cross_entropy;
 mod linear;
 mod max_pool2d;
+mod parallel;
 
 pub use conv2d::{conv2d, conv2d_slow, Conv2dSpec};
 pub use cross_entropy::{cross_entropy, cross_entropy_slow};

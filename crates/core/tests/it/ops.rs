@@ -108,22 +108,45 @@ fn max_pool2d_ties_go_to_the_first_maximum() {
     assert_eq!(gx, [1.0, 0.0, 0.0, 0.0]);
 }
 
-/// f32 results and gradients of a conv + pool, computed in a pool of `threads` threads.
-fn conv_pool_f32(threads: usize) -> Vec<Vec<f32>> {
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-    pool.install(|| {
-        let x = randn(&[37, 6, 12, 12], 1).to_dtype(DType::F32).unwrap();
-        let w = randn(&[16, 6, 5, 5], 2).to_dtype(DType::F32).unwrap();
-        let b = randn(&[16], 3).to_dtype(DType::F32).unwrap();
-        let r = randn(&[37, 16, 4, 4], 4).to_dtype(DType::F32).unwrap();
-        let (y, g) = grads(|t| max_pool2d(&conv2d(&t[0], &t[1], &t[2], Conv2dSpec::default()).unwrap(), 2).unwrap(), &[x, w, b], &r);
-        std::iter::once(y).chain(g).map(|t| t.flatten_all().unwrap().to_vec1::<f32>().unwrap()).collect()
-    })
+/// Prints a fingerprint of the f32 values and gradients of conv → pool → linear →
+/// cross-entropy; run in a child process by the test below, once per thread count.
+#[test]
+#[ignore = "run by results_do_not_depend_on_the_thread_count"]
+fn kernel_fingerprint() {
+    let x = randn(&[37, 6, 12, 12], 1).to_dtype(DType::F32).unwrap();
+    let w = randn(&[16, 6, 5, 5], 2).to_dtype(DType::F32).unwrap();
+    let b = randn(&[16], 3).to_dtype(DType::F32).unwrap();
+    let fw = randn(&[10, 256], 4).to_dtype(DType::F32).unwrap();
+    let fb = randn(&[10], 5).to_dtype(DType::F32).unwrap();
+    let labels = Tensor::from_vec((0..37u32).map(|i| i % 10).collect::<Vec<_>>(), 37, &Device::Cpu).unwrap();
+    let one = Tensor::new(1f32, &Device::Cpu).unwrap();
+    let f = |t: &[Tensor]| {
+        let h = max_pool2d(&conv2d(&t[0], &t[1], &t[2], Conv2dSpec::default()).unwrap(), 2).unwrap();
+        cross_entropy(&linear(&h.flatten_from(1).unwrap(), &t[3], &t[4], false).unwrap(), &labels).unwrap()
+    };
+    let (y, g) = grads(f, &[x, w, b, fw, fb], &one);
+    let mut bits = 0u64;
+    for t in std::iter::once(y).chain(g) {
+        for v in t.flatten_all().unwrap().to_vec1::<f32>().unwrap() {
+            bits = bits.rotate_left(5) ^ v.to_bits() as u64;
+        }
+    }
+    println!("FINGERPRINT {bits:016x}");
 }
 
 #[test]
 fn results_do_not_depend_on_the_thread_count() {
-    let one = conv_pool_f32(1);
-    assert_eq!(one, conv_pool_f32(2));
-    assert_eq!(one, conv_pool_f32(3));
+    let run = |threads: &str| {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["ops::kernel_fingerprint", "--exact", "--ignored", "--nocapture", "--test-threads", "1"])
+            .env("CANDLE_NUM_THREADS", threads)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let after = text.split_once("FINGERPRINT ").unwrap_or_else(|| panic!("no fingerprint in {text}")).1;
+        after.split_whitespace().next().unwrap().to_string()
+    };
+    let one = run("1");
+    assert_eq!(one, run("2"));
+    assert_eq!(one, run("3"));
 }
