@@ -35,6 +35,11 @@ pub fn max_pool2d(x: &Tensor, k: usize) -> Result<Tensor> {
     ops::max_pool2d(x, k)
 }
 
+/// `relu(max_pool2d(x, k))`, fused.
+pub fn max_pool2d_relu(x: &Tensor, k: usize) -> Result<Tensor> {
+    ops::max_pool2d_relu(x, k)
+}
+
 pub fn relu(x: &Tensor) -> Result<Tensor> {
     x.relu()
 }

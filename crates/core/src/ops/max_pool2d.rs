@@ -15,7 +15,7 @@
 //! ```
 use super::{parallel, slice};
 use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CustomOp1, CustomOp3, DType, Layout, Result, Shape, Tensor, WithDType, D};
+use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, Tensor, WithDType, D};
 use num_traits::Float;
 
 /// Planes per parallel work item.
@@ -59,30 +59,45 @@ fn for_each_window<T: Float>(plane: &[T], (h, w): (usize, usize), k: usize, mut 
     }
 }
 
-fn forward<T: Float + Send + Sync>(x: &[T], (h, w): (usize, usize), k: usize) -> Vec<T> {
+/// Keeps `v`, or clamps it at zero when the pooling is fused with a ReLU.
+#[inline(always)]
+fn activate<T: Float>(v: T, relu: bool) -> T {
+    if relu && !(v > T::zero()) {
+        T::zero()
+    } else {
+        v
+    }
+}
+
+fn forward<T: Float + Send + Sync>(x: &[T], (h, w): (usize, usize), k: usize, relu: bool) -> Vec<T> {
     let out = (h / k) * (w / k);
     let mut y = vec![T::zero(); x.len() / (h * w) * out];
     parallel::for_each_piece(&mut y, PLANES * out, |i, ys| {
         for (y, plane) in ys.chunks_mut(out).zip(x[i * PLANES * h * w..].chunks(h * w)) {
-            for_each_window(plane, (h, w), k, |o, at| y[o] = plane[at]);
+            for_each_window(plane, (h, w), k, |o, at| y[o] = activate(plane[at], relu));
         }
     });
     y
 }
 
-fn backward<T: Float + Send + Sync>(x: &[T], dy: &[T], (h, w): (usize, usize), k: usize) -> Vec<T> {
+fn backward<T: Float + Send + Sync>(x: &[T], dy: &[T], (h, w): (usize, usize), k: usize, relu: bool) -> Vec<T> {
     let out = (h / k) * (w / k);
     let mut dx = vec![T::zero(); x.len()];
     parallel::for_each_piece(&mut dx, PLANES * h * w, |i, dxs| {
         let (xs, dys) = (&x[i * PLANES * h * w..], &dy[i * PLANES * out..]);
         for ((dplane, plane), dout) in dxs.chunks_mut(h * w).zip(xs.chunks(h * w)).zip(dys.chunks(out)) {
-            for_each_window(plane, (h, w), k, |o, at| dplane[at] = dout[o]);
+            // The ReLU passes the gradient where the pooled value is positive (candle's rule).
+            for_each_window(plane, (h, w), k, |o, at| dplane[at] = if relu && !(plane[at] > T::zero()) { T::zero() } else { dout[o] });
         }
     });
     dx
 }
 
-struct MaxPool2d(usize);
+#[derive(Clone, Copy)]
+struct MaxPool2d {
+    k: usize,
+    relu: bool,
+}
 
 impl CustomOp1 for MaxPool2d {
     fn name(&self) -> &'static str {
@@ -91,23 +106,18 @@ impl CustomOp1 for MaxPool2d {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let (n, c, h, w) = l.shape().dims4()?;
-        let k = self.0;
-        let shape = Shape::from((n, c, h / k, w / k));
-        match s.dtype() {
-            DType::F32 => Ok((f32::to_cpu_storage_owned(forward(slice::<f32>(s, l)?, (h, w), k)), shape)),
-            DType::F64 => Ok((f64::to_cpu_storage_owned(forward(slice::<f64>(s, l)?, (h, w), k)), shape)),
-            other => candle_core::bail!("goldpan max_pool2d: unsupported dtype {other:?}"),
-        }
+        let shape = Shape::from((n, c, h / self.k, w / self.k));
+        by_dtype!(s, |T| Ok((T::to_cpu_storage_owned(forward::<T>(slice(s, l)?, (h, w), self.k, self.relu)), shape)))
     }
 
     fn bwd(&self, x: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(x.apply_op3_no_bwd(&dy.contiguous()?, x, &MaxPool2dBackward(self.0))?))
+        Ok(Some(x.apply_op3_no_bwd(&dy.contiguous()?, x, &MaxPool2dBackward(*self))?))
     }
 }
 
 /// `(x, ∂y, _) → ∂x`; the third argument is unused (candle has no two-input op without
 /// backward that would serve as well, and a duplicate costs nothing).
-struct MaxPool2dBackward(usize);
+struct MaxPool2dBackward(MaxPool2d);
 
 impl CustomOp3 for MaxPool2dBackward {
     fn name(&self) -> &'static str {
@@ -116,14 +126,16 @@ impl CustomOp3 for MaxPool2dBackward {
 
     fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, dys: &CpuStorage, dyl: &Layout, _: &CpuStorage, _: &Layout) -> Result<(CpuStorage, Shape)> {
         let (_, _, h, w) = xl.shape().dims4()?;
-        let k = self.0;
-        let shape = xl.shape().clone();
-        match xs.dtype() {
-            DType::F32 => Ok((f32::to_cpu_storage_owned(backward(slice::<f32>(xs, xl)?, slice(dys, dyl)?, (h, w), k)), shape)),
-            DType::F64 => Ok((f64::to_cpu_storage_owned(backward(slice::<f64>(xs, xl)?, slice(dys, dyl)?, (h, w), k)), shape)),
-            other => candle_core::bail!("goldpan max_pool2d: unsupported dtype {other:?}"),
-        }
+        let MaxPool2d { k, relu } = self.0;
+        by_dtype!(xs, |T| Ok((T::to_cpu_storage_owned(backward::<T>(slice(xs, xl)?, slice(dys, dyl)?, (h, w), k, relu)), xl.shape().clone())))
     }
+}
+
+fn pool(x: &Tensor, k: usize, relu: bool) -> Result<Tensor> {
+    if k == 0 {
+        candle_core::bail!("max_pool2d: window size must be ≥ 1")
+    }
+    x.contiguous()?.apply_op1(MaxPool2d { k, relu })
 }
 
 /// Max-pooling; the fast kernel on CPU, [`max_pool2d_slow`] elsewhere.
@@ -131,10 +143,15 @@ pub fn max_pool2d(x: &Tensor, k: usize) -> Result<Tensor> {
     if !x.device().is_cpu() {
         return max_pool2d_slow(x, k);
     }
-    if k == 0 {
-        candle_core::bail!("max_pool2d: window size must be ≥ 1")
+    pool(x, k, false)
+}
+
+/// `relu(max_pool2d(x, k))` in one pass (LeNet's pool-then-ReLU), on CPU; composed elsewhere.
+pub fn max_pool2d_relu(x: &Tensor, k: usize) -> Result<Tensor> {
+    if !x.device().is_cpu() {
+        return max_pool2d_slow(x, k)?.relu();
     }
-    x.contiguous()?.apply_op1(MaxPool2d(k))
+    pool(x, k, true)
 }
 
 /// The reference: a gather at each window's argmax (trailing rows/columns that fill no window

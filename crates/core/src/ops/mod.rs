@@ -35,7 +35,7 @@ mod parallel;
 pub use conv2d::{conv2d, conv2d_slow, Conv2dSpec};
 pub use cross_entropy::{cross_entropy, cross_entropy_slow};
 pub use linear::{linear, linear_slow};
-pub use max_pool2d::{max_pool2d, max_pool2d_slow};
+pub use max_pool2d::{max_pool2d, max_pool2d_relu, max_pool2d_slow};
 
 use candle_core::{CpuStorage, Layout, Result, WithDType};
 use num_traits::Float;

@@ -185,6 +185,19 @@ fn max_pool2d_gradients() {
     eprintln!("max_pool2d: max relative error {rel:.3e}");
 }
 
+#[test]
+fn max_pool2d_relu_gradients() {
+    let mut rng = ChaCha8Rng::seed_from_u64(13);
+    // Distinct values 0.1 apart around zero: unique maxima, pooled values of both signs, none near 0.
+    let mut v: Vec<f64> = (0..2 * 3 * 4 * 4).map(|i| i as f64 * 0.1 - 4.75).collect();
+    v.shuffle(&mut rng);
+    let x = Tensor::from_vec(v, (2, 3, 4, 4), &Device::Cpu).unwrap();
+    let r = uniform(&mut rng, &[2, 3, 2, 2], -1.0, 1.0);
+    let f = |t: &[Tensor]| weighted_sum(&layers::max_pool2d_relu(&t[0], 2).unwrap(), &r);
+    let rel = check_grads(f, &[x], &[0]);
+    eprintln!("max_pool2d_relu: max relative error {rel:.3e}");
+}
+
 /// Ties have no derivative; like PyTorch, the whole gradient goes to the first maximum.
 #[test]
 fn max_pool2d_routes_ties_to_the_first_maximum() {

@@ -3,7 +3,10 @@
 //! sizes and batches that are not a multiple of the work chunk; and bit-identical results
 //! whatever the thread count.
 use candle_core::{DType, Device, Tensor, Var};
-use goldpan_core::ops::{conv2d, conv2d_slow, cross_entropy, cross_entropy_slow, linear, linear_slow, max_pool2d, max_pool2d_slow, Conv2dSpec};
+use goldpan_core::ops::{
+    conv2d, conv2d_slow, cross_entropy, cross_entropy_slow, linear, linear_slow, max_pool2d, max_pool2d_relu, max_pool2d_slow,
+    Conv2dSpec,
+};
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
     (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f64>().unwrap()
@@ -98,6 +101,19 @@ fn cross_entropy_rejects_out_of_range_labels() {
     let z = randn(&[2, 3], 1);
     let bad = Tensor::new(&[0u32, 3], &Device::Cpu).unwrap();
     assert!(cross_entropy(&z, &bad).is_err());
+}
+
+#[test]
+fn max_pool2d_relu_matches_the_composition() {
+    let x = randn(&[5, 6, 8, 10], 21);
+    let r = randn(&[5, 6, 4, 5], 22);
+    let (fast, gf) = grads(|t| max_pool2d_relu(&t[0], 2).unwrap(), &[x.clone()], &r);
+    let (slow, gs) = grads(|t| max_pool2d_slow(&t[0], 2).unwrap().relu().unwrap(), &[x], &r);
+    assert_eq!(max_abs_diff(&fast, &slow), 0.0);
+    assert_eq!(max_abs_diff(&gf[0], &gs[0]), 0.0);
+    // Both branches occur.
+    let out = fast.flatten_all().unwrap().to_vec1::<f64>().unwrap();
+    assert!(out.iter().any(|&v| v == 0.0) && out.iter().any(|&v| v > 0.0));
 }
 
 #[test]
