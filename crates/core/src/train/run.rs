@@ -232,7 +232,9 @@ fn run(mut state: TrainState, device: &Device, on_progress: &mut dyn FnMut(&Prog
             test_accuracy: Some(test_accuracy),
             checkpoint,
         });
+        // Training throughput excludes the evaluation and checkpoint just done.
         step_window = Window { started: Some(Instant::now()), ..Window::default() };
+        epoch_window = Window { started: Some(Instant::now()), ..Window::default() };
     }
     // A resumed run that was already complete still reports its test metrics.
     if test_loss.is_nan() {
