@@ -1,6 +1,7 @@
 //! Checkpoints: one safetensors file holding everything a run needs to continue bit for bit.
 //!
-//! Tensors: `param/<name>` (weights) and `momentum/<name>` (SGD buffers), f32.
+//! Tensors: `param/<name>` (weights), `buffer/<name>` (untrained state such as batch-norm
+//! running statistics) and `momentum/<name>` (SGD buffers), f32.
 //! Metadata: `format`, `config` (the run's [`TrainConfig`] as JSON), the position
 //! `epoch`/`batch_in_epoch`/`global_step`, and `rng` — the data order and stochastic layers
 //! are counter-based (see `train::batches`), so `(seed, epoch, step)` is the whole RNG state.
@@ -27,6 +28,7 @@ pub struct Checkpoint {
     pub global_step: usize,
     /// `(name, values, shape)` in model order.
     pub params: Vec<(String, Vec<f32>, Vec<usize>)>,
+    pub buffers: Vec<(String, Vec<f32>, Vec<usize>)>,
     pub momentum: Vec<(String, Vec<f32>, Vec<usize>)>,
 }
 
@@ -39,7 +41,7 @@ impl Checkpoint {
     pub fn save(&self, path: &Path) -> Result<()> {
         let bytes_of = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
         let mut buffers = Vec::new();
-        for (prefix, list) in [("param", &self.params), ("momentum", &self.momentum)] {
+        for (prefix, list) in [("param", &self.params), ("buffer", &self.buffers), ("momentum", &self.momentum)] {
             for (name, values, shape) in list.iter() {
                 buffers.push((format!("{prefix}/{name}"), bytes_of(values), shape.clone()));
             }
@@ -77,8 +79,7 @@ impl Checkpoint {
         let number = |key: &str| field(key)?.parse::<usize>().map_err(|_| bad(path, format!("metadata field {key:?} is not a count")));
         let config: TrainConfig = serde_json::from_str(field("config")?).map_err(|e| bad(path, format!("config: {e}")))?;
         let tensors = SafeTensors::deserialize(&bytes).map_err(|e| bad(path, e.to_string()))?;
-        let mut params = Vec::new();
-        let mut momentum = Vec::new();
+        let (mut params, mut buffers, mut momentum) = (Vec::new(), Vec::new(), Vec::new());
         // `names()` is unordered; the model defines the order, so sort by the model's order later.
         for name in tensors.names() {
             let view = tensors.tensor(name).map_err(|e| bad(path, e.to_string()))?;
@@ -89,11 +90,12 @@ impl Checkpoint {
             let entry = |n: &str| (n.to_string(), values, view.shape().to_vec());
             match name.split_once('/') {
                 Some(("param", n)) => params.push(entry(n)),
+                Some(("buffer", n)) => buffers.push(entry(n)),
                 Some(("momentum", n)) => momentum.push(entry(n)),
                 _ => return Err(bad(path, format!("unexpected tensor {name:?}"))),
             }
         }
-        Ok(Self { config, epoch: number("epoch")?, batch_in_epoch: number("batch_in_epoch")?, global_step: number("global_step")?, params, momentum })
+        Ok(Self { config, epoch: number("epoch")?, batch_in_epoch: number("batch_in_epoch")?, global_step: number("global_step")?, params, buffers, momentum })
     }
 
     /// The tensors of `list` in the order of `names`, checked against `shapes`.

@@ -30,6 +30,11 @@ pub fn conv2d(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
     ops::conv2d(x, w, b, ops::Conv2dSpec::default())
 }
 
+/// 2-D convolution plus bias with a stride and zero padding.
+pub fn conv2d_strided(x: &Tensor, w: &Tensor, b: &Tensor, stride: usize, padding: usize) -> Result<Tensor> {
+    ops::conv2d(x, w, b, ops::Conv2dSpec { stride, padding })
+}
+
 /// Non-overlapping `k×k` max-pooling; the gradient goes to each window's first maximum.
 pub fn max_pool2d(x: &Tensor, k: usize) -> Result<Tensor> {
     ops::max_pool2d(x, k)
@@ -63,4 +68,100 @@ pub fn nll(log_probs: &Tensor, labels: &Tensor) -> Result<Tensor> {
 /// `nll(log_softmax(logits), labels)`).
 pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
     ops::cross_entropy(logits, labels)
+}
+
+/// A seed for layer `layer` of a step whose stochastic layers got `seed` (SplitMix64 mixing).
+pub fn layer_seed(seed: u64, layer: u64) -> u64 {
+    let mut z = seed ^ layer.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Inverted-dropout keep mask: each entry 1/(1−p) with probability 1−p, else 0.
+fn keep_mask(seed: u64, n: usize, p: f64) -> Vec<f64> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let scale = 1.0 / (1.0 - p);
+    (0..n).map(|_| if rng.random::<f64>() < p { 0.0 } else { scale }).collect()
+}
+
+/// Dropout of whole channels of `x: N×C×…` with probability `p` (PyTorch's `Dropout2d`),
+/// drawn from `seed`; the identity in evaluation (`seed = None`) or when `p = 0`.
+pub fn dropout2d(x: &Tensor, p: f64, seed: Option<u64>) -> Result<Tensor> {
+    let Some(seed) = seed.filter(|_| p > 0.0) else { return Ok(x.clone()) };
+    let (n, c) = (x.dim(0)?, x.dim(1)?);
+    let mut shape = vec![n, c];
+    shape.resize(x.rank(), 1);
+    let mask = Tensor::from_vec(keep_mask(seed, n * c, p), shape, x.device())?.to_dtype(x.dtype())?;
+    x.broadcast_mul(&mask)
+}
+
+/// Element-wise dropout with probability `p`, drawn from `seed`; the identity when `None`.
+pub fn dropout(x: &Tensor, p: f64, seed: Option<u64>) -> Result<Tensor> {
+    let Some(seed) = seed.filter(|_| p > 0.0) else { return Ok(x.clone()) };
+    let mask = Tensor::from_vec(keep_mask(seed, x.elem_count(), p), x.shape(), x.device())?.to_dtype(x.dtype())?;
+    x.mul(&mask)
+}
+
+/// Batch normalisation over the channel dimension (1) of `N×C` or `N×C×H×W` input, with
+/// PyTorch's conventions: biased batch variance to normalise, unbiased variance in the running
+/// estimate, `running ← (1 − momentum)·running + momentum·batch`.
+pub struct BatchNorm {
+    pub gamma: Tensor,
+    pub beta: Tensor,
+    pub running_mean: candle_core::Var,
+    pub running_var: candle_core::Var,
+    pub momentum: f64,
+    pub eps: f64,
+}
+
+impl BatchNorm {
+    /// Registers `name.weight`, `name.bias` (trained) and `name.running_mean`/`running_var`
+    /// (buffers), initialised to 1, 0, 0, 1.
+    pub fn new(params: &mut super::Params, name: &str, channels: usize, device: &candle_core::Device) -> Result<Self> {
+        let var = |v: f32| candle_core::Var::from_tensor(&Tensor::full(v, channels, device)?);
+        Ok(Self {
+            gamma: params.add(format!("{name}.weight"), var(1.0)?),
+            beta: params.add(format!("{name}.bias"), var(0.0)?),
+            running_mean: params.add_buffer(format!("{name}.running_mean"), var(0.0)?),
+            running_var: params.add_buffer(format!("{name}.running_var"), var(1.0)?),
+            momentum: 0.1,
+            eps: 1e-5,
+        })
+    }
+
+    /// Normalises with batch statistics (and updates the running ones) when `train`, else
+    /// with the running statistics.
+    pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let c = x.dim(1)?;
+        let mut shape = vec![1, c];
+        shape.resize(x.rank(), 1);
+        let (mean, var) = if train {
+            let dims: Vec<usize> = (0..x.rank()).filter(|&d| d != 1).collect();
+            let count = x.elem_count() / c;
+            let mean = x.mean_keepdim(dims.as_slice())?;
+            let var = x.broadcast_sub(&mean)?.sqr()?.mean_keepdim(dims.as_slice())?;
+            let m = self.momentum;
+            let unbiased = var.detach().affine(count as f64 / (count.max(2) - 1) as f64, 0.0)?.flatten_all()?;
+            let (rm, rv) = (self.running_mean.as_tensor().detach(), self.running_var.as_tensor().detach());
+            self.running_mean.set(&((rm * (1.0 - m))? + (mean.detach().flatten_all()? * m)?)?)?;
+            self.running_var.set(&((rv * (1.0 - m))? + (unbiased * m)?)?)?;
+            (mean, var)
+        } else {
+            // Detached: the running statistics are buffers, never differentiated.
+            let stat = |v: &candle_core::Var| v.as_tensor().detach().reshape(shape.as_slice());
+            (stat(&self.running_mean)?, stat(&self.running_var)?)
+        };
+        let xhat = x.broadcast_sub(&mean)?.broadcast_div(&(var + self.eps)?.sqrt()?)?;
+        xhat.broadcast_mul(&self.gamma.reshape(shape.as_slice())?)?.broadcast_add(&self.beta.reshape(shape.as_slice())?)
+    }
+}
+
+/// Linear layer with weight normalisation (PyTorch `weight_norm`, dim 0):
+/// `w = g · v / ‖v‖` row by row, then `x · wᵀ + b`.
+pub fn weight_norm_linear(x: &Tensor, v: &Tensor, g: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let norm = v.sqr()?.sum_keepdim(1)?.sqrt()?;
+    let w = v.broadcast_mul(&g.unsqueeze(1)?.broadcast_div(&norm)?)?;
+    linear(x, &w, b)
 }

@@ -13,6 +13,7 @@
 pub mod layers;
 mod lenet5;
 mod params;
+mod shot;
 
 pub use params::{Initializer, Params};
 
@@ -51,13 +52,29 @@ impl ModelSpec {
     }
 }
 
-pub const REGISTRY: &[ModelSpec] = &[ModelSpec {
-    name: "lenet5",
-    description: "LeNet5: conv 1→6 5×5, pool, ReLU, conv 6→16 5×5, pool, ReLU, FC 256→120→84→10",
-    input: (1, 28, 28),
-    classes: 10,
-    build: lenet5::build,
-}];
+pub const REGISTRY: &[ModelSpec] = &[
+    ModelSpec {
+        name: "lenet5",
+        description: "LeNet5: conv 1→6 5×5, pool, ReLU, conv 6→16 5×5, pool, ReLU, FC 256→120→84→10",
+        input: (1, 28, 28),
+        classes: 10,
+        build: lenet5::build,
+    },
+    ModelSpec {
+        name: "lenet-base",
+        description: "SHOT's LeNetBase (conv 1→20, conv 20→50, Dropout2d → 800) + bottleneck 256 with BN + weight-norm classifier",
+        input: (1, 28, 28),
+        classes: 10,
+        build: shot::lenet_base,
+    },
+    ModelSpec {
+        name: "dtn",
+        description: "SHOT's DTNBase (3 conv k5 s2 3→64→128→256, BN, Dropout2d → 4096) + bottleneck 256 with BN + weight-norm classifier",
+        input: (3, 32, 32),
+        classes: 10,
+        build: shot::dtn,
+    },
+];
 
 /// Looks a model up by name.
 pub fn spec(name: &str) -> Result<&'static ModelSpec> {

@@ -29,6 +29,23 @@ impl Initializer {
         (0..n).map(|_| self.rng.random_range(-bound..bound)).collect()
     }
 
+    /// `n` draws from N(mean, std²), by Box–Muller on the same stream.
+    pub fn normal_values(&mut self, n: usize, mean: f32, std: f32) -> Vec<f32> {
+        (0..n)
+            .map(|_| {
+                let u1: f64 = 1.0 - self.rng.random::<f64>(); // (0, 1]
+                let u2: f64 = self.rng.random();
+                let z = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+                mean + std * z as f32
+            })
+            .collect()
+    }
+
+    /// A parameter of `shape` with the given values.
+    pub fn var(shape: impl Into<Shape>, values: Vec<f32>, device: &Device) -> candle_core::Result<Var> {
+        Var::from_tensor(&Tensor::from_vec(values, shape.into(), device)?)
+    }
+
     /// A parameter of `shape` uniform in `±1/√fan_in`.
     pub fn fan_in_uniform(&mut self, shape: impl Into<Shape>, fan_in: usize, device: &Device) -> candle_core::Result<Var> {
         let shape = shape.into();
@@ -38,10 +55,12 @@ impl Initializer {
     }
 }
 
-/// A model's parameters, in declaration order.
+/// A model's parameters, in declaration order, and its buffers: state that is saved and
+/// restored with the weights but never trained (batch norm's running statistics).
 #[derive(Default)]
 pub struct Params {
     entries: Vec<(String, Var)>,
+    buffers: Vec<(String, Var)>,
 }
 
 impl Params {
@@ -52,8 +71,19 @@ impl Params {
         t
     }
 
+    /// Adds a buffer and returns it for the model to read and update.
+    pub fn add_buffer(&mut self, name: impl Into<String>, var: Var) -> Var {
+        self.buffers.push((name.into(), var.clone()));
+        var
+    }
+
+    /// The trainable parameters.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Var)> {
         self.entries.iter().map(|(n, v)| (n.as_str(), v))
+    }
+
+    pub fn buffers(&self) -> impl Iterator<Item = (&str, &Var)> {
+        self.buffers.iter().map(|(n, v)| (n.as_str(), v))
     }
 
     pub fn len(&self) -> usize {

@@ -36,6 +36,10 @@ impl TrainState {
         for ((_, var), w) in model.params().iter().zip(&weights) {
             var.set(w)?;
         }
+        let buffer_layout: Vec<(String, Vec<usize>)> = model.params().buffers().map(|(n, v)| (n.to_string(), v.dims().to_vec())).collect();
+        for ((_, var), b) in model.params().buffers().zip(Checkpoint::ordered(path, &ckpt.buffers, &buffer_layout, device)?) {
+            var.set(&b)?;
+        }
         let mut sgd = Sgd::new(model.params(), config.lr, config.momentum, config.weight_decay, config.nesterov)?;
         sgd.buffers = Checkpoint::ordered(path, &ckpt.momentum, &layout, device)?;
         Ok(Self { config, model, sgd, epoch: ckpt.epoch, batch_in_epoch: ckpt.batch_in_epoch, global_step: ckpt.global_step })
@@ -45,6 +49,7 @@ impl TrainState {
         let dump = |t: &candle_core::Tensor| -> Result<(Vec<f32>, Vec<usize>)> { Ok((t.flatten_all()?.to_vec1::<f32>()?, t.dims().to_vec())) };
         let mut params = Vec::new();
         let mut momentum = Vec::new();
+        let buffers = self.model.params().buffers().map(|(name, var)| dump(var.as_tensor()).map(|(v, s)| (name.to_string(), v, s))).collect::<Result<Vec<_>>>()?;
         for ((name, var), buf) in self.model.params().iter().zip(&self.sgd.buffers) {
             let (v, s) = dump(var.as_tensor())?;
             if v.iter().any(|x| !x.is_finite()) {
@@ -60,15 +65,17 @@ impl TrainState {
             batch_in_epoch: self.batch_in_epoch,
             global_step: self.global_step,
             params,
+            buffers,
             momentum,
         })
     }
 }
 
-/// SHA-256 (hex) of the weights' f32 bytes in parameter order: equal hashes, equal weights.
+/// SHA-256 (hex) of the weights' (then the buffers') f32 bytes in order: equal hashes, equal
+/// model state.
 pub fn weights_hash(params: &Params) -> Result<String> {
     let mut h = Sha256::new();
-    for (name, var) in params.iter() {
+    for (name, var) in params.iter().chain(params.buffers()) {
         h.update(name.as_bytes());
         for x in var.as_tensor().flatten_all()?.to_vec1::<f32>()? {
             h.update(x.to_le_bytes());

@@ -338,3 +338,58 @@ fn layers_run_in_f64() {
     }
     assert_eq!(p.dims(), &[2, 4, 2, 2]);
 }
+
+fn batch_norm_of(t: &[Tensor], train: bool) -> Tensor {
+    let c = t[1].dim(0).unwrap();
+    let dev = &Device::Cpu;
+    let bn = layers::BatchNorm {
+        gamma: t[1].clone(),
+        beta: t[2].clone(),
+        running_mean: Var::from_tensor(&Tensor::arange(0f64, c as f64, dev).unwrap().affine(0.1, -0.2).unwrap()).unwrap(),
+        running_var: Var::from_tensor(&Tensor::arange(1f64, c as f64 + 1.0, dev).unwrap().affine(0.5, 0.0).unwrap()).unwrap(),
+        momentum: 0.1,
+        eps: 1e-5,
+    };
+    bn.forward(&t[0], train).unwrap()
+}
+
+#[test]
+fn batch_norm_gradients_train_and_eval() {
+    let mut rng = ChaCha8Rng::seed_from_u64(21);
+    for dims in [vec![4, 3, 3, 2], vec![6, 5]] {
+        let c = dims[1];
+        let x = uniform(&mut rng, &dims, -1.0, 1.0);
+        let gamma = uniform(&mut rng, &[c], 0.5, 1.5);
+        let beta = uniform(&mut rng, &[c], -0.5, 0.5);
+        let r = uniform(&mut rng, &dims, -1.0, 1.0);
+        for train in [true, false] {
+            let f = |t: &[Tensor]| weighted_sum(&batch_norm_of(t, train), &r);
+            let rel = check_grads(f, &[x.clone(), gamma.clone(), beta.clone()], &[0, 1, 2]);
+            eprintln!("batch_norm {dims:?} train={train}: max relative error {rel:.3e}");
+        }
+    }
+}
+
+#[test]
+fn dropout_gradients_with_a_fixed_mask() {
+    let mut rng = ChaCha8Rng::seed_from_u64(22);
+    let x = uniform(&mut rng, &[4, 6, 3, 3], -1.0, 1.0);
+    let r = uniform(&mut rng, &[4, 6, 3, 3], -1.0, 1.0);
+    let rel = check_grads(|t| weighted_sum(&layers::dropout2d(&t[0], 0.5, Some(7)).unwrap(), &r), &[x.clone()], &[0]);
+    eprintln!("dropout2d: max relative error {rel:.3e}");
+    let rel = check_grads(|t| weighted_sum(&layers::dropout(&t[0], 0.3, Some(8)).unwrap(), &r), &[x], &[0]);
+    eprintln!("dropout: max relative error {rel:.3e}");
+}
+
+#[test]
+fn weight_norm_linear_gradients() {
+    let mut rng = ChaCha8Rng::seed_from_u64(23);
+    let x = uniform(&mut rng, &[5, 7], -1.0, 1.0);
+    let v = uniform(&mut rng, &[3, 7], -1.0, 1.0);
+    let g = uniform(&mut rng, &[3], 0.5, 1.5);
+    let b = uniform(&mut rng, &[3], -1.0, 1.0);
+    let r = uniform(&mut rng, &[5, 3], -1.0, 1.0);
+    let f = |t: &[Tensor]| weighted_sum(&layers::weight_norm_linear(&t[0], &t[1], &t[2], &t[3]).unwrap(), &r);
+    let rel = check_grads(f, &[x, v, g, b], &[0, 1, 2, 3]);
+    eprintln!("weight_norm_linear: max relative error {rel:.3e}");
+}

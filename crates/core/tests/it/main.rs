@@ -1,5 +1,6 @@
 //! Public-API tests of goldpan-core, one binary.
 mod data;
 mod gradients;
+mod layers;
 mod ops;
 mod training;

@@ -138,3 +138,27 @@ fn evaluate_checkpoint_reproduces_the_runs_test_accuracy() {
     assert_eq!(e.count, 100);
     assert_eq!(e.accuracy, r.test_accuracy);
 }
+
+#[test]
+fn shot_networks_have_the_expected_size() {
+    let count = |name: &str| goldpan_core::models::spec(name).unwrap().build(0, &candle_core::Device::Cpu).unwrap().params().count();
+    // PyTorch: LeNetBase 25,570 + bottleneck 205,056 + BN1d 512 + wn classifier 2,580.
+    assert_eq!(count("lenet-base"), 233_718);
+    // DTNBase 1,030,144 + bottleneck 1,048,832 + 512 + 2,580.
+    assert_eq!(count("dtn"), 2_082_068);
+}
+
+#[test]
+fn lenet_base_with_dropout_and_batch_norm_resumes_bit_for_bit() {
+    let never = AtomicBool::new(false);
+    let cfg = |out: Option<&Path>| TrainConfig { model: "lenet-base".into(), train_limit: Some(192), test_limit: Some(64), ..small(9, out) };
+    let full = train::train(cfg(None), &mut quiet, &never).unwrap();
+    assert_eq!(full.weights_hash, train::train(cfg(None), &mut quiet, &never).unwrap().weights_hash);
+    let dir = tempfile::tempdir().unwrap();
+    train::train(TrainConfig { epochs: 1, ..cfg(Some(dir.path())) }, &mut quiet, &never).unwrap();
+    let saved = Checkpoint::load(&dir.path().join("last.safetensors")).unwrap();
+    assert_eq!(saved.buffers.len(), 2, "bottleneck batch-norm running mean and variance");
+    let more = ResumeOverrides { epochs: Some(2), ..Default::default() };
+    let resumed = train::resume(&dir.path().join("last.safetensors"), more, &mut quiet, &never).unwrap();
+    assert_eq!(resumed.weights_hash, full.weights_hash);
+}

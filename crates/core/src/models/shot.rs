@@ -1,0 +1,135 @@
+//! SHOT's digit networks (Liang et al. 2020, `network.py`), as whole classifiers
+//! `netC(netB(netF(x)))` with 10 classes:
+//!
+//! - `lenet-base` (1×28×28): netF = conv 1→20 k5, max-pool 2, ReLU, conv 20→50 k5,
+//!   Dropout2d 0.5, max-pool 2, ReLU → 800.
+//! - `dtn` (3×32×32): netF = three conv k5 s2 p2 3→64→128→256, each followed by batch norm,
+//!   Dropout2d 0.1/0.3/0.5 and ReLU → 4096.
+//! - netB (both): Linear → 256, BatchNorm1d, Dropout 0.5 (SHOT's `feat_bootleneck`, type "bn").
+//! - netC (both): weight-normalised Linear 256 → 10 (SHOT's `feat_classifier`, type "wn").
+//!
+//! netF uses PyTorch's default initialisation; the bottleneck and classifier SHOT's
+//! `init_weights` (Xavier-normal weights, zero biases); batch norms start at γ = 1, β = 0.
+use super::layers::{self, BatchNorm};
+use super::{Initializer, Mode, Model, Params};
+use candle_core::{Device, Result, Tensor};
+
+/// A conv or linear layer with PyTorch's default initialisation.
+fn default_init(p: &mut Params, init: &mut Initializer, name: &str, shape: &[usize], dev: &Device) -> Result<(Tensor, Tensor)> {
+    let fan_in: usize = shape[1..].iter().product();
+    let w = p.add(format!("{name}.weight"), init.fan_in_uniform(shape, fan_in, dev)?);
+    let b = p.add(format!("{name}.bias"), init.fan_in_uniform(shape[0], fan_in, dev)?);
+    Ok((w, b))
+}
+
+/// Xavier-normal weights, zero bias (SHOT's `init_weights` for linear layers).
+fn xavier_values(init: &mut Initializer, fan_in: usize, fan_out: usize) -> Vec<f32> {
+    let std = (2.0 / (fan_in + fan_out) as f32).sqrt();
+    init.normal_values(fan_in * fan_out, 0.0, std)
+}
+
+/// netB and netC: bottleneck + batch norm + dropout, then the weight-normalised classifier.
+struct Head {
+    bottleneck: (Tensor, Tensor),
+    bn: BatchNorm,
+    /// Classifier direction `v`, gain `g` and bias.
+    classifier: (Tensor, Tensor, Tensor),
+}
+
+impl Head {
+    fn new(p: &mut Params, init: &mut Initializer, features: usize, dev: &Device) -> Result<Self> {
+        let w = p.add("bottleneck.weight", Initializer::var((256, features), xavier_values(init, features, 256), dev)?);
+        let b = p.add("bottleneck.bias", Initializer::var(256, vec![0.0; 256], dev)?);
+        let bn = BatchNorm::new(p, "bottleneck_bn", 256, dev)?;
+        let v_values = xavier_values(init, 256, 10);
+        // PyTorch's weight_norm starts with g = ‖v‖ per row, so that w = v initially.
+        let g_values: Vec<f32> = v_values.chunks(256).map(|r| r.iter().map(|x| x * x).sum::<f32>().sqrt()).collect();
+        let v = p.add("classifier.weight_v", Initializer::var((10, 256), v_values, dev)?);
+        let g = p.add("classifier.weight_g", Initializer::var(10, g_values, dev)?);
+        let c = p.add("classifier.bias", Initializer::var(10, vec![0.0; 10], dev)?);
+        Ok(Self { bottleneck: (w, b), bn, classifier: (v, g, c) })
+    }
+
+    fn forward(&self, features: &Tensor, mode: Mode) -> Result<Tensor> {
+        let train = matches!(mode, Mode::Train { .. });
+        let x = layers::linear(features, &self.bottleneck.0, &self.bottleneck.1)?;
+        let x = self.bn.forward(&x, train)?;
+        let x = layers::dropout(&x, 0.5, dropout_seed(mode, 100))?;
+        let (v, g, b) = &self.classifier;
+        layers::weight_norm_linear(&x, v, g, b)
+    }
+}
+
+/// The seed of dropout layer `layer` in this step, or `None` in evaluation.
+fn dropout_seed(mode: Mode, layer: u64) -> Option<u64> {
+    match mode {
+        Mode::Train { seed } => Some(layers::layer_seed(seed, layer)),
+        Mode::Eval => None,
+    }
+}
+
+struct LeNetBase {
+    params: Params,
+    conv1: (Tensor, Tensor),
+    conv2: (Tensor, Tensor),
+    head: Head,
+}
+
+pub(super) fn lenet_base(init: &mut Initializer, dev: &Device) -> Result<Box<dyn Model>> {
+    let mut p = Params::default();
+    let conv1 = default_init(&mut p, init, "conv1", &[20, 1, 5, 5], dev)?;
+    let conv2 = default_init(&mut p, init, "conv2", &[50, 20, 5, 5], dev)?;
+    let head = Head::new(&mut p, init, 800, dev)?;
+    Ok(Box::new(LeNetBase { params: p, conv1, conv2, head }))
+}
+
+impl Model for LeNetBase {
+    fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        let x = layers::conv2d(x, &self.conv1.0, &self.conv1.1)?;
+        let x = layers::max_pool2d_relu(&x, 2)?;
+        let x = layers::conv2d(&x, &self.conv2.0, &self.conv2.1)?;
+        let x = layers::dropout2d(&x, 0.5, dropout_seed(mode, 0))?;
+        let x = layers::max_pool2d_relu(&x, 2)?;
+        self.head.forward(&x.flatten_from(1)?, mode)
+    }
+
+    fn params(&self) -> &Params {
+        &self.params
+    }
+}
+
+struct Dtn {
+    params: Params,
+    convs: Vec<((Tensor, Tensor), BatchNorm, f64)>,
+    head: Head,
+}
+
+pub(super) fn dtn(init: &mut Initializer, dev: &Device) -> Result<Box<dyn Model>> {
+    let mut p = Params::default();
+    let mut convs = Vec::new();
+    for (i, (cin, cout, drop)) in [(3, 64, 0.1), (64, 128, 0.3), (128, 256, 0.5)].into_iter().enumerate() {
+        let conv = default_init(&mut p, init, &format!("conv{}", i + 1), &[cout, cin, 5, 5], dev)?;
+        let bn = BatchNorm::new(&mut p, &format!("bn{}", i + 1), cout, dev)?;
+        convs.push((conv, bn, drop));
+    }
+    let head = Head::new(&mut p, init, 4096, dev)?;
+    Ok(Box::new(Dtn { params: p, convs, head }))
+}
+
+impl Model for Dtn {
+    fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        let train = matches!(mode, Mode::Train { .. });
+        let mut x = x.clone();
+        for (i, ((w, b), bn, drop)) in self.convs.iter().enumerate() {
+            x = layers::conv2d_strided(&x, w, b, 2, 2)?;
+            x = bn.forward(&x, train)?;
+            x = layers::dropout2d(&x, *drop, dropout_seed(mode, i as u64))?;
+            x = layers::relu(&x)?;
+        }
+        self.head.forward(&x.flatten_from(1)?, mode)
+    }
+
+    fn params(&self) -> &Params {
+        &self.params
+    }
+}
