@@ -1,14 +1,17 @@
-// goldpan vs PyTorch: LeNet5 images/s on this machine, in one run.
+// goldpan vs PyTorch: images/s of LeNet5 and of SHOT's digit networks (lenet-base, dtn) on this
+// machine, in one run.
 //
 // For each case, each side (goldpan: bench/goldpan/lenet5.mjs, PyTorch: bench/pytorch/lenet5.py,
 // both child processes) first runs a short probe whose throughput sizes its iteration count to
 // ~--seconds of timed work; then each repetition runs goldpan and then PyTorch with the same
-// batch, warmup and thread count. The median images/s over the repetitions is reported, with
-// the ratio goldpan / PyTorch (> 1: goldpan is faster).
+// model, batch, warmup and thread count. The median images/s over the repetitions is reported,
+// with the ratio goldpan / PyTorch (> 1: goldpan is faster). A side that fails a case (e.g.
+// goldpan's E_CONFIG "unknown model" for a model its registry lacks) is reported as an error in
+// that row; the other side is still measured.
 //
-// Usage: node bench/run.mjs [--reps N] [--seconds S] [--threads N]
-//                            [--cases train-b64,train-b512,infer-b512] [--only goldpan|pytorch]
-//   --seconds  timed seconds per run (default 1.5; the whole bench then takes ~1–2 minutes).
+// Usage: node bench/run.mjs [--reps N] [--seconds S] [--threads N] [--only goldpan|pytorch]
+//          [--cases train-b64,train-b512,infer-b512,train-lenet-base-b64,train-dtn-b64]
+//   --seconds  timed seconds per run (default 1.5; the whole bench then takes ~2–3 minutes).
 //   --threads  threads for both sides (default: this machine's cores): PyTorch gets
 //              torch.set_num_threads(N) and OMP_NUM_THREADS=MKL_NUM_THREADS=N, goldpan gets
 //              RAYON_NUM_THREADS=N.
@@ -27,12 +30,16 @@ import { parseArgs } from "node:util";
 
 const here = dirname(fileURLToPath(import.meta.url));
 
+// model: goldpan's registry name (`goldpan models`), also `--model` of pytorch/lenet5.py.
 // probe: iterations of the sizing run (after `warmup`), a fraction of a second at PyTorch's
-// CPU speed on 2 cores (~19k img/s train b64, ~26k train b512, ~50k infer b512).
+// CPU speed on 2 cores (lenet5: ~19k img/s train b64, ~26k train b512, ~50k infer b512;
+// lenet-base train b64: a few thousand; dtn train b64: several hundred).
 const CASES = [
-  { name: "train-b64", mode: "train", batch: 64, probe: 40, warmup: 10 },
-  { name: "train-b512", mode: "train", batch: 512, probe: 8, warmup: 3 },
-  { name: "infer-b512", mode: "infer", batch: 512, probe: 15, warmup: 5 },
+  { name: "train-b64", model: "lenet5", mode: "train", batch: 64, probe: 40, warmup: 10 },
+  { name: "train-b512", model: "lenet5", mode: "train", batch: 512, probe: 8, warmup: 3 },
+  { name: "infer-b512", model: "lenet5", mode: "infer", batch: 512, probe: 15, warmup: 5 },
+  { name: "train-lenet-base-b64", model: "lenet-base", mode: "train", batch: 64, probe: 10, warmup: 5 },
+  { name: "train-dtn-b64", model: "dtn", mode: "train", batch: 64, probe: 3, warmup: 3 },
 ];
 const SEED = 0;
 /** Share of the CPU taken by other processes above which a run is flagged as disturbed. */
@@ -59,7 +66,7 @@ if (!(seconds > 0)) fail(`--seconds must be > 0, got ${opts.seconds}`);
 if (opts.only !== undefined && opts.only !== "goldpan" && opts.only !== "pytorch") {
   fail(`--only must be goldpan or pytorch, got ${opts.only}`);
 }
-const wanted = opts.cases?.split(",");
+const wanted = opts.cases?.split(",").map((s) => s.trim()).filter(Boolean);
 const cases = CASES.filter((c) => !wanted || wanted.includes(c.name));
 if (wanted && cases.length !== wanted.length) {
   fail(`--cases: unknown case in ${opts.cases}; known: ${CASES.map((c) => c.name).join(",")}`);
@@ -211,7 +218,8 @@ log(`threads ${threads}, ${reps} repetitions of ~${seconds} s, seed ${SEED}`);
 
 const results = [];
 for (const c of cases) {
-  const base = ["--mode", c.mode, "--batch", String(c.batch), "--warmup", String(c.warmup)];
+  const base = ["--model", c.model, "--mode", c.mode, "--batch", String(c.batch)];
+  base.push("--warmup", String(c.warmup));
   base.push("--seed", String(SEED), "--threads", String(threads));
   const run = (side, iters) =>
     runOne(side.cmd, [side.script, ...base, "--iters", String(iters)], side.env);
@@ -243,9 +251,18 @@ for (const c of cases) {
     goldpan?.images_per_sec && pytorch?.images_per_sec
       ? goldpan.images_per_sec / pytorch.images_per_sec
       : null;
+  // Both sides must time the same network: compare their parameter counts when both report one.
+  const paramsMatch =
+    goldpan?.params != null && pytorch?.params != null ? goldpan.params === pytorch.params : null;
+  if (paramsMatch === false) {
+    log(
+      `warning: ${c.name}: goldpan's ${c.model} has ${goldpan.params} parameters, PyTorch's ` +
+        `${pytorch.params}: the two sides do not time the same network.`,
+    );
+  }
   results.push({
     case: c.name,
-    model: "lenet5",
+    model: c.model,
     mode: c.mode,
     batch: c.batch,
     warmup: c.warmup,
@@ -254,20 +271,22 @@ for (const c of cases) {
     goldpan,
     pytorch,
     ratio,
+    params_match: paramsMatch,
     // Most CPU share other processes took during any run of the case; over BUSY the figures
     // (PyTorch's above all) are not those of a quiet machine.
     others_busy: Math.max(goldpan?.others_busy ?? 0, pytorch?.others_busy ?? 0),
   });
 }
 
-// Table.
-const fmt = (x) => (x == null ? "-" : x.toFixed(0));
+// Table. "error": the side ran and failed (details below the table); "-": not run.
+const fmt = (side) =>
+  side?.images_per_sec != null ? side.images_per_sec.toFixed(0) : side?.error ? "error" : "-";
 const rows = [
   ["case", "goldpan img/s", "pytorch img/s", "goldpan/pytorch"],
   ...results.map((r) => [
     r.case,
-    fmt(r.goldpan?.images_per_sec),
-    fmt(r.pytorch?.images_per_sec),
+    fmt(r.goldpan),
+    fmt(r.pytorch),
     r.ratio == null ? "-" : `${r.ratio.toFixed(2)}x${r.others_busy > BUSY ? " (busy)" : ""}`,
   ]),
 ];
@@ -277,6 +296,11 @@ for (const row of rows) {
   console.log(cells.join("  "));
 }
 for (const r of results) console.log(JSON.stringify(r));
+for (const r of results) {
+  for (const name of ["goldpan", "pytorch"]) {
+    if (r[name]?.error) log(`${r.case} ${name} error: ${r[name].error}`);
+  }
+}
 if (results.some((r) => r.others_busy > BUSY)) {
   log(
     "(busy): other processes used the CPU during those runs; PyTorch's OpenMP threads suffer " +

@@ -1,17 +1,19 @@
-// LeNet5 throughput in goldpan, the measured side of `bench/run.mjs`.
+// Model throughput in goldpan, the measured side of `bench/run.mjs` (the file keeps its name;
+// --model picks any registered model, default lenet5).
 //
-// Calls the SDK's `benchmark({ model: "lenet5", batchSize, mode, iters, warmup, seed })`,
-// which times `iters` steps after `warmup` untimed ones on one random batch
-// B x 1 x 28 x 28 with random labels 0..9:
+// Calls the SDK's `benchmark({ model, batchSize, mode, iters, warmup, seed })`, which times
+// `iters` steps after `warmup` untimed ones on one random batch B x (the model's input shape)
+// with random labels 0..9:
 //   train: forward + cross-entropy + backward + SGD step; infer: forward only.
 //
-// Usage: node bench/goldpan/lenet5.mjs --mode train|infer --batch N
+// Usage: node bench/goldpan/lenet5.mjs --mode train|infer --batch N [--model NAME]
 //          [--iters N] [--warmup N] [--seed N] [--threads N]
 // --threads sets RAYON_NUM_THREADS (candle's CPU thread count) before the addon loads.
 //
 // Prints ONE JSON line on stdout:
-//   {"impl":"goldpan","goldpan":version,"model","mode","batch","threads","iters",
-//    "wall_sec","images_per_sec","others_busy"}; others_busy is the share of the machine's CPU
+//   {"impl":"goldpan","goldpan":version,"model","params","mode","batch","threads","iters",
+//    "wall_sec","images_per_sec","others_busy"}; params is the registry's parameter count
+//    (`listModels()`, null if unavailable); others_busy is the share of the machine's CPU
 //    that other processes used during the call.
 // On failure: the error (with its `code`) on stderr and exit code 1.
 
@@ -20,6 +22,7 @@ import { parseArgs } from "node:util";
 
 const { values } = parseArgs({
   options: {
+    model: { type: "string", default: "lenet5" },
     mode: { type: "string" },
     batch: { type: "string" },
     iters: { type: "string", default: "50" },
@@ -44,6 +47,7 @@ if (values.mode !== "train" && values.mode !== "infer") {
   process.exit(2);
 }
 const mode = values.mode;
+const model = values.model;
 const batchSize = int("batch", 1);
 const iters = int("iters", 1);
 const warmup = int("warmup", 0);
@@ -77,7 +81,7 @@ try {
   const m0 = machineCpuSec();
   const c0 = process.cpuUsage();
   const t0 = performance.now();
-  const r = await sdk.benchmark({ model: "lenet5", batchSize, mode, iters, warmup, seed });
+  const r = await sdk.benchmark({ model, batchSize, mode, iters, warmup, seed });
   const wall = (performance.now() - t0) / 1000;
   const c1 = process.cpuUsage(c0);
   const own = (c1.user + c1.system) / 1e6;
@@ -90,11 +94,18 @@ try {
   } catch {
     // version is informative only
   }
+  let params = null;
+  try {
+    params = sdk.listModels().find((m) => m.name === r.model)?.paramCount ?? null;
+  } catch {
+    // informative only
+  }
   console.log(
     JSON.stringify({
       impl: "goldpan",
       goldpan: version,
       model: r.model,
+      params,
       mode: r.mode,
       batch: r.batchSize,
       threads,

@@ -1,18 +1,21 @@
-"""LeNet5 throughput in PyTorch, the reference side of `bench/run.mjs`.
+"""Model throughput in PyTorch, the reference side of `bench/run.mjs`.
 
-Measures the same work as goldpan's `benchmark({ model: "lenet5", ... })`:
+Measures the same work as goldpan's `benchmark({ model, ... })`, for --model lenet5 (default),
+lenet-base or dtn (SHOT's digit networks; see models.py):
   train: forward + cross-entropy + backward + SGD step
          (lr 0.01, momentum 0.9, weight decay 5e-4) on one random batch
-         B x 1 x 28 x 28 with random labels 0..9, reused every step;
-  infer: forward only, under torch.inference_mode().
+         B x C x H x W (the model's input shape: 1x28x28, dtn 3x32x32) with random labels
+         0..9, reused every step, in train() mode (dropout and batch-norm batch statistics on);
+  infer: forward only, under torch.inference_mode(), in eval() mode.
 CPU, float32. Data are made once before timing; warmup steps are not timed.
 
 Prints ONE JSON line on stdout:
-  {"impl":"pytorch","torch":..., "model":"lenet5","mode":...,"batch":...,
+  {"impl":"pytorch","torch":..., "model":...,"params":...,"mode":...,"batch":...,
    "threads":...,"iters":...,"wall_sec":...,"images_per_sec":...}
 plus where torch came from, the OMP/MKL environment, and "others_busy": the share of the
 machine's CPU other processes used during the timed steps (Linux; null elsewhere). Needs torch, which is
-only a bench dependency: `bash bench/setup.sh`.
+only a bench dependency: `bash bench/setup.sh`. The file keeps its name (mnist_epoch.py imports
+`lenet5` from it).
 """
 
 import argparse
@@ -21,9 +24,14 @@ import os
 import sys
 import time
 
+sys.dont_write_bytecode = True  # no bench/pytorch/__pycache__ (not git-ignored) from models.py
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from models import MODELS, lenet5  # noqa: E402,F401  (same folder; lenet5 for mnist_epoch.py)
+
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", choices=tuple(MODELS), default="lenet5")
     p.add_argument("--mode", choices=("train", "infer"), required=True)
     p.add_argument("--batch", type=int, required=True)
     p.add_argument("--iters", type=int, default=50)
@@ -31,24 +39,6 @@ def parse_args(argv):
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
-
-
-def lenet5(nn):
-    # 28x28 -> conv5 24x24 -> pool 12x12 -> conv5 8x8 -> pool 4x4 -> 16*4*4 = 256
-    return nn.Sequential(
-        nn.Conv2d(1, 6, 5),
-        nn.MaxPool2d(2),
-        nn.ReLU(),
-        nn.Conv2d(6, 16, 5),
-        nn.MaxPool2d(2),
-        nn.ReLU(),
-        nn.Flatten(),
-        nn.Linear(256, 120),
-        nn.ReLU(),
-        nn.Linear(120, 84),
-        nn.ReLU(),
-        nn.Linear(84, 10),
-    )
 
 
 def torch_source(torch):
@@ -75,12 +65,13 @@ def main(argv):
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
 
-    model = lenet5(nn)
+    spec = MODELS[args.model]
+    model = spec.build(nn)
     n_params = sum(p.numel() for p in model.parameters())
-    assert n_params == 44_426, n_params
+    assert n_params == spec.params, (args.model, n_params, spec.params)
 
-    x = torch.randn(args.batch, 1, 28, 28)
-    y = torch.randint(0, 10, (args.batch,))
+    x = torch.randn(args.batch, *spec.input_shape)
+    y = torch.randint(0, spec.classes, (args.batch,))
 
     if args.mode == "train":
         model.train()
@@ -119,7 +110,8 @@ def main(argv):
                 "impl": "pytorch",
                 "torch": torch.__version__,
                 "torch_source": torch_source(torch),
-                "model": "lenet5",
+                "model": args.model,
+                "params": n_params,
                 "mode": args.mode,
                 "batch": args.batch,
                 "threads": torch.get_num_threads(),
