@@ -1,6 +1,6 @@
 //! Where a LeNet5 training step spends its time: forward, loss, backward, SGD, per batch size.
 //!
-//! `cargo run --release -p goldpan-core --example step_profile [batch] [iters] [ops]`
+//! `[GOLDPAN_MODEL=dtn] cargo run --release -p goldpan-core --example step_profile [batch] [iters] [ops]`
 //! (run under `perf record -g` for the per-op breakdown).
 use candle_core::{Device, Tensor};
 use goldpan_core::models::{self, layers, Mode};
@@ -17,9 +17,11 @@ fn main() -> goldpan_core::Result<()> {
     let batch: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(64);
     let iters: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(100);
     let dev = Device::Cpu;
-    let net = models::spec("lenet5")?.build(0, &dev)?;
+    let model = std::env::var("GOLDPAN_MODEL").unwrap_or_else(|_| "lenet5".into());
+    let spec = models::spec(&model)?;
+    let net = spec.build(0, &dev)?;
     let mut sgd = Sgd::new(net.params(), 0.01, 0.9, 5e-4, false)?;
-    let x = Tensor::randn(0f32, 1.0, (batch, 1, 28, 28), &dev)?;
+    let x = Tensor::randn(0f32, 1.0, (batch, spec.input.0, spec.input.1, spec.input.2), &dev)?;
     // Varied labels: with a single class the net saturates within a few steps of the same batch,
     // and the denormal gradients that follow would make every kernel look slow.
     let y = Tensor::from_vec((0..batch as u32).map(|i| (i * 7 + 3) % 10).collect::<Vec<_>>(), batch, &dev)?;

@@ -201,23 +201,30 @@ fn grad_input<T: Float + WithDType>(g: &Geometry, dy: &[T], w: &[T]) -> Vec<T> {
     dx
 }
 
-/// `∂w` and `∂b` from `x` and `∂y`: chunk partials, then summed in chunk order.
+/// Images per partial sum of the parameter gradient: larger than [`CHUNK`] so that few
+/// weight-sized partials are allocated, fixed so that the sum order never changes.
+const GROUP: usize = 4 * CHUNK;
+
+/// `∂w` and `∂b` from `x` and `∂y`: one partial per group of images (chunk by chunk inside),
+/// then the partials summed in group order.
 fn grad_params<T: Float + WithDType>(g: &Geometry, x: &[T], dy: &[T]) -> (Vec<T>, Vec<T>) {
     let (wn, bn) = (g.o * g.rows(), g.o);
-    let partials: Vec<Vec<T>> = parallel::map(g.n.div_ceil(CHUNK), |chunk| {
+    let partials: Vec<Vec<T>> = parallel::map(g.n.div_ceil(GROUP), |group| {
+        let mut acc = vec![T::zero(); wn + bn];
+        let (dw, db) = acc.split_at_mut(wn);
+        let (mut col, mut dyc) = (Vec::new(), Vec::new());
+        for chunk in group * GROUP / CHUNK..((group + 1) * GROUP / CHUNK).min(g.n.div_ceil(CHUNK)) {
             let (lo, hi) = chunk_range(g, chunk);
             let ld = (hi - lo) * g.pixels();
-            let (mut col, mut dyc) = (Vec::new(), Vec::new());
             im2col_chunk(g, x, (lo, hi), &mut col);
             gather_channels(g, dy, (lo, hi), &mut dyc);
-            let mut acc = vec![T::zero(); wn + bn];
-            let (dw, db) = acc.split_at_mut(wn);
-            // ∂w (O×K) = ∂y (O × ld) · colᵀ (ld × K)
-            matmul(g.o, g.rows(), ld, dw, false, &dyc, ld, 1, &col, 1, ld);
+            // ∂w (O×K) += ∂y (O × ld) · colᵀ (ld × K)
+            matmul(g.o, g.rows(), ld, dw, true, &dyc, ld, 1, &col, 1, ld);
             for (o, row) in dyc.chunks(ld).enumerate() {
-                db[o] = row.iter().fold(T::zero(), |s, &v| s + v);
+                db[o] = row.iter().fold(db[o], |s, &v| s + v);
             }
-            acc
+        }
+        acc
     });
     let mut total = vec![T::zero(); wn + bn];
     for p in &partials {
