@@ -70,12 +70,9 @@ pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
     ops::cross_entropy(logits, labels)
 }
 
-/// A seed for layer `layer` of a step whose stochastic layers got `seed` (SplitMix64 mixing).
+/// A seed for layer `layer` of a step whose stochastic layers got `seed`.
 pub fn layer_seed(seed: u64, layer: u64) -> u64 {
-    let mut z = seed ^ layer.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+    super::mix_seed(seed, layer)
 }
 
 /// Inverted-dropout keep mask: each entry 1/(1−p) with probability 1−p, else 0.

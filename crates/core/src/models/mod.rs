@@ -15,7 +15,7 @@ mod lenet5;
 mod params;
 mod shot;
 
-pub use params::{Initializer, Params};
+pub use params::{mix_seed, Initializer, Params};
 
 use crate::error::{Error, Result};
 use candle_core::{Device, Tensor};

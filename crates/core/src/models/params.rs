@@ -14,6 +14,15 @@ use candle_core::{DType, Device, Shape, Tensor, Var};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+/// Derives an independent seed for item `index` of `seed` (SplitMix64 finaliser), so that
+/// steps and layers get decorrelated streams from one run seed.
+pub fn mix_seed(seed: u64, index: u64) -> u64 {
+    let mut z = seed ^ index.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 /// Draws initial weights from a seeded stream.
 pub struct Initializer {
     rng: ChaCha8Rng,

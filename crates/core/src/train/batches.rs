@@ -19,12 +19,9 @@ pub fn epoch_order(seed: u64, epoch: usize, n: usize) -> Vec<u32> {
     order
 }
 
-/// A seed for the stochastic layers of global step `step`, decorrelated by SplitMix64.
+/// A seed for the stochastic layers of global step `step`.
 pub fn step_seed(seed: u64, step: usize) -> u64 {
-    let mut z = seed ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+    crate::models::mix_seed(seed, step as u64)
 }
 
 /// Mean and standard deviation applied to pixel values in `[0, 1]`: SHOT's digit transform
