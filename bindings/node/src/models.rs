@@ -1,3 +1,4 @@
+//! `listModels`: the model registry with input shapes and parameter counts.
 use goldpan_core::models;
 
 #[napi_derive::napi(object)]
@@ -16,7 +17,7 @@ pub fn list_models(env: napi::Env) -> napi::Result<Vec<BindingModelInfo>> {
         models::REGISTRY
             .iter()
             .map(|s| {
-                let count = s.build(0, &candle_core_cpu())?.params().count();
+                let count = s.param_count()?;
                 Ok(BindingModelInfo {
                     name: s.name.into(),
                     description: s.description.into(),
@@ -27,8 +28,4 @@ pub fn list_models(env: napi::Env) -> napi::Result<Vec<BindingModelInfo>> {
             })
             .collect()
     })
-}
-
-fn candle_core_cpu() -> candle_core::Device {
-    candle_core::Device::Cpu
 }

@@ -50,6 +50,11 @@ impl ModelSpec {
         let mut init = Initializer::new(seed);
         Ok((self.build)(&mut init, device)?)
     }
+
+    /// Number of trained scalar parameters (buffers such as running statistics excluded).
+    pub fn param_count(&self) -> Result<usize> {
+        Ok(self.build(0, &Device::Cpu)?.params().count())
+    }
 }
 
 pub const REGISTRY: &[ModelSpec] = &[
