@@ -13,7 +13,7 @@
 //! assert_eq!(layers::linear(&x, &w, &b).unwrap().dims(), &[2, 4]);
 //! ```
 use crate::ops;
-use candle_core::{DType, Result, Tensor, D};
+use candle_core::{Result, Tensor};
 
 /// `x · wᵀ + b` for `x: N×in`, `w: out×in`, `b: out`.
 pub fn linear(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
@@ -49,20 +49,7 @@ pub fn relu(x: &Tensor) -> Result<Tensor> {
     x.relu()
 }
 
-/// Row-wise log-softmax over the last dimension, shifted by the row max for stability.
-pub fn log_softmax(logits: &Tensor) -> Result<Tensor> {
-    let max = logits.max_keepdim(D::Minus1)?.detach();
-    let shifted = logits.broadcast_sub(&max)?;
-    let lse = shifted.exp()?.sum_keepdim(D::Minus1)?.log()?;
-    shifted.broadcast_sub(&lse)
-}
-
-/// Mean negative log-likelihood of `labels` (`u32`, length N) under `log_probs` (N×C).
-pub fn nll(log_probs: &Tensor, labels: &Tensor) -> Result<Tensor> {
-    let n = log_probs.dim(0)?;
-    let picked = log_probs.gather(&labels.to_dtype(DType::U32)?.unsqueeze(1)?, 1)?;
-    picked.sum_all()?.affine(-1.0 / n as f64, 0.0)
-}
+pub use crate::ops::{log_softmax, nll};
 
 /// Mean cross-entropy of integer `labels` against raw `logits`, fused (equal to
 /// `nll(log_softmax(logits), labels)`).

@@ -226,12 +226,7 @@ fn grad_params<T: Float + WithDType>(g: &Geometry, x: &[T], dy: &[T]) -> (Vec<T>
         }
         acc
     });
-    let mut total = vec![T::zero(); wn + bn];
-    for p in &partials {
-        for (t, &v) in total.iter_mut().zip(p) {
-            *t = *t + v;
-        }
-    }
+    let mut total = parallel::sum_in_order(&partials);
     let db = total.split_off(wn);
     (total, db)
 }

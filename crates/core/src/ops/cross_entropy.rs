@@ -95,12 +95,22 @@ pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
     logits.contiguous()?.apply_op2(&labels.contiguous()?, CrossEntropy)
 }
 
-/// The reference from candle primitives: max-shifted log-softmax, then the mean NLL.
-pub fn cross_entropy_slow(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
+/// Row-wise log-softmax over the last dimension, shifted by the row max for stability.
+pub fn log_softmax(logits: &Tensor) -> Result<Tensor> {
     let max = logits.max_keepdim(D::Minus1)?.detach();
     let shifted = logits.broadcast_sub(&max)?;
-    let log_probs = shifted.broadcast_sub(&shifted.exp()?.sum_keepdim(D::Minus1)?.log()?)?;
+    let lse = shifted.exp()?.sum_keepdim(D::Minus1)?.log()?;
+    shifted.broadcast_sub(&lse)
+}
+
+/// Mean negative log-likelihood of `labels` (`u32`, length N) under `log_probs` (N×C).
+pub fn nll(log_probs: &Tensor, labels: &Tensor) -> Result<Tensor> {
     let n = log_probs.dim(0)?;
     let picked = log_probs.gather(&labels.to_dtype(DType::U32)?.unsqueeze(1)?, 1)?;
     picked.sum_all()?.affine(-1.0 / n as f64, 0.0)
+}
+
+/// The reference from candle primitives: `nll(log_softmax(logits), labels)`.
+pub fn cross_entropy_slow(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
+    nll(&log_softmax(logits)?, labels)
 }

@@ -73,13 +73,7 @@ fn grad_params<T: Float + WithDType>(x: &[T], dy: &[T], y: &[T], (n, fin, fout):
             }
             acc
     });
-    let mut total = vec![T::zero(); fout * fin + fout];
-    for p in &partials {
-        for (t, &v) in total.iter_mut().zip(p) {
-            *t = *t + v;
-        }
-    }
-    total
+    parallel::sum_in_order(&partials)
 }
 
 fn sizes(x: &Layout, w: &Layout) -> Result<(usize, usize, usize)> {

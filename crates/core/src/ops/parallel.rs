@@ -44,6 +44,18 @@ pub(crate) fn map<R: Send>(n: usize, f: impl Fn(usize) -> R + Sync) -> Vec<R> {
     slots.into_iter().map(|r| r.expect("every item ran")).collect()
 }
 
+/// The element-wise sum of equally long `partials`, added in index order (so the result does
+/// not depend on which thread produced which partial).
+pub(crate) fn sum_in_order<T: num_traits::Float>(partials: &[Vec<T>]) -> Vec<T> {
+    let mut total = vec![T::zero(); partials.first().map_or(0, Vec::len)];
+    for p in partials {
+        for (t, &v) in total.iter_mut().zip(p) {
+            *t = *t + v;
+        }
+    }
+    total
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

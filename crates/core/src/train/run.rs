@@ -118,6 +118,10 @@ struct Window {
 }
 
 impl Window {
+    fn starting_now() -> Self {
+        Window { started: Some(Instant::now()), ..Window::default() }
+    }
+
     fn add(&mut self, loss: f32, hits: usize, n: usize) {
         self.loss += loss as f64;
         self.hits += hits;
@@ -129,7 +133,7 @@ impl Window {
     fn take(&mut self) -> (f64, f64, f64) {
         let secs = self.started.map(|t| t.elapsed().as_secs_f64()).unwrap_or(0.0);
         let out = (self.loss / self.steps.max(1) as f64, self.hits as f64 / self.seen.max(1) as f64, self.seen as f64 / secs.max(1e-9));
-        *self = Window { started: Some(Instant::now()), ..Window::default() };
+        *self = Window::starting_now();
         out
     }
 }
@@ -159,8 +163,8 @@ fn run(mut state: TrainState, device: &Device, on_progress: &mut dyn FnMut(&Prog
         Ok(Some(path))
     };
 
-    let mut step_window = Window { started: Some(Instant::now()), ..Window::default() };
-    let mut epoch_window = Window { started: Some(Instant::now()), ..Window::default() };
+    let mut step_window = Window::starting_now();
+    let mut epoch_window = Window::starting_now();
     let (mut train_loss, mut train_accuracy) = (f64::NAN, f64::NAN);
     let (mut test_loss, mut test_accuracy) = (f64::NAN, f64::NAN);
 
@@ -233,8 +237,8 @@ fn run(mut state: TrainState, device: &Device, on_progress: &mut dyn FnMut(&Prog
             checkpoint,
         });
         // Training throughput excludes the evaluation and checkpoint just done.
-        step_window = Window { started: Some(Instant::now()), ..Window::default() };
-        epoch_window = Window { started: Some(Instant::now()), ..Window::default() };
+        step_window = Window::starting_now();
+        epoch_window = Window::starting_now();
     }
     // A resumed run that was already complete still reports its test metrics.
     if test_loss.is_nan() {
