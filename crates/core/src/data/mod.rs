@@ -2,10 +2,23 @@
 //!
 //! A data directory holds one folder per dataset in its original public format
 //! (`<dir>/mnist/train-images-idx3-ubyte.gz`, …), the layout of `../shared/data/`.
+//!
+//! | name | folder holds | images |
+//! | --- | --- | --- |
+//! | `mnist`, `fashion-mnist` | IDX files, raw or `.gz` | 1×28×28 |
+//! | `usps` | `usps.h5` (HDF5), or libsvm `usps[.bz2]` / `usps.t[.bz2]` | 1×16×16 |
+//! | `svhn` | `train_32x32.mat` / `test_32x32.mat` (MATLAB v5) | 3×32×32 |
+//!
+//! [`resize_bilinear`], [`to_rgb`], [`normalize_half`] and [`augment_image`] bring them to one shape
+//! and range as SHOT's digit experiments do.
 mod idx;
 mod mnist;
+mod svhn;
+mod transform;
+mod usps;
 
 pub use idx::{read_idx_images, read_idx_labels, IdxImages};
+pub use transform::{augment_image, normalize_half, resize_bilinear, to_rgb, AUGMENT_DEGREES, AUGMENT_PADDING};
 
 use crate::error::{Error, Result};
 use std::path::Path;
@@ -54,12 +67,14 @@ impl Dataset {
 }
 
 /// Names accepted by [`load`].
-pub const DATASETS: &[&str] = &["mnist", "fashion-mnist"];
+pub const DATASETS: &[&str] = &["mnist", "fashion-mnist", "usps", "svhn"];
 
 /// Loads `name`'s `split` from `<data_dir>/<name>/`.
 pub fn load(name: &str, data_dir: &Path, split: Split) -> Result<Dataset> {
     match name {
         "mnist" | "fashion-mnist" => mnist::load(&data_dir.join(name), split),
+        "usps" => usps::load(&data_dir.join(name), split),
+        "svhn" => svhn::load(&data_dir.join(name), split),
         _ => Err(Error::config("dataset", format!("unknown dataset {name:?}; available: {}", DATASETS.join(", ")))),
     }
 }

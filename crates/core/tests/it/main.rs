@@ -1,5 +1,6 @@
 //! Public-API tests of goldpan-core, one binary.
 mod data;
+mod data_sfda;
 mod gradients;
 mod layers;
 mod ops;
