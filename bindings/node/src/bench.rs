@@ -37,8 +37,16 @@ impl Task for BenchTask {
         let o = self.0.clone();
         Ok(guard(move || {
             let mode: BenchMode = o.mode.parse()?;
-            let r = throughput(&o.model, o.batch_size as usize, mode, o.iters as usize, o.warmup as usize, o.seed as u64)?;
-            Ok(BindingBenchmarkResult { model: o.model, mode: o.mode, batch_size: o.batch_size, iters: r.iters as u32, wall_sec: r.wall_sec, images_per_sec: r.images_per_sec })
+            let r =
+                throughput(&o.model, o.batch_size as usize, mode, o.iters as usize, o.warmup as usize, o.seed as u64)?;
+            Ok(BindingBenchmarkResult {
+                model: o.model,
+                mode: o.mode,
+                batch_size: o.batch_size,
+                iters: r.iters as u32,
+                wall_sec: r.wall_sec,
+                images_per_sec: r.images_per_sec,
+            })
         }))
     }
 

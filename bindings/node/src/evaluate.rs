@@ -46,11 +46,24 @@ impl Task for EvalTask {
             let split = match o.split.as_str() {
                 "train" => Split::Train,
                 "test" => Split::Test,
-                other => return Err(CoreError::Config { field: "split".into(), reason: format!("expected \"train\" or \"test\", got {other:?}") }),
+                other => {
+                    return Err(CoreError::Config {
+                        field: "split".into(),
+                        reason: format!("expected \"train\" or \"test\", got {other:?}"),
+                    })
+                }
             };
             let device = o.device.as_deref().unwrap_or("cpu");
             let batch = opt(o.batch_size).unwrap_or(1000);
-            let (state, r) = evaluate_checkpoint(&PathBuf::from(&o.checkpoint), &PathBuf::from(&o.data_dir), split, opt(o.limit), batch, device, Some(&self.cancel))?;
+            let (state, r) = evaluate_checkpoint(
+                &PathBuf::from(&o.checkpoint),
+                &PathBuf::from(&o.data_dir),
+                split,
+                opt(o.limit),
+                batch,
+                device,
+                Some(&self.cancel),
+            )?;
             Ok(BindingEvalResult {
                 model: state.config.model.clone(),
                 dataset: state.config.dataset.clone(),

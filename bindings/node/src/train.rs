@@ -194,7 +194,12 @@ impl Task for TrainTask {
 }
 
 fn task(job: Job, on_progress: Option<ProgressFn>, token: Option<&CancelToken>) -> AsyncTask<TrainTask> {
-    AsyncTask::new(TrainTask { job: Some(job), on_progress: on_progress.map(Arc::new), cancel: flag_of(token), sent: Arc::default() })
+    AsyncTask::new(TrainTask {
+        job: Some(job),
+        on_progress: on_progress.map(Arc::new),
+        cancel: flag_of(token),
+        sent: Arc::default(),
+    })
 }
 
 /// Trains a model from scratch; resolves with the final metrics.
@@ -202,7 +207,11 @@ fn task(job: Job, on_progress: Option<ProgressFn>, token: Option<&CancelToken>) 
     ts_args_type = "config: BindingTrainConfig, onProgress?: ((progress: BindingProgress) => void) | undefined | null, token?: CancelToken | undefined | null",
     ts_return_type = "Promise<BindingTrainResult>"
 )]
-pub fn train(config: BindingTrainConfig, on_progress: Option<ProgressFn>, token: Option<&CancelToken>) -> AsyncTask<TrainTask> {
+pub fn train(
+    config: BindingTrainConfig,
+    on_progress: Option<ProgressFn>,
+    token: Option<&CancelToken>,
+) -> AsyncTask<TrainTask> {
     task(Job::Fresh(config.into()), on_progress, token)
 }
 
@@ -211,7 +220,11 @@ pub fn train(config: BindingTrainConfig, on_progress: Option<ProgressFn>, token:
     ts_args_type = "options: BindingResumeOptions, onProgress?: ((progress: BindingProgress) => void) | undefined | null, token?: CancelToken | undefined | null",
     ts_return_type = "Promise<BindingTrainResult>"
 )]
-pub fn resume(options: BindingResumeOptions, on_progress: Option<ProgressFn>, token: Option<&CancelToken>) -> AsyncTask<TrainTask> {
+pub fn resume(
+    options: BindingResumeOptions,
+    on_progress: Option<ProgressFn>,
+    token: Option<&CancelToken>,
+) -> AsyncTask<TrainTask> {
     let overrides = ResumeOverrides {
         data_dir: options.data_dir.map(PathBuf::from),
         epochs: opt(options.epochs),

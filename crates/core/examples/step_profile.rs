@@ -46,7 +46,11 @@ fn main() -> goldpan_core::Result<()> {
     let total: Duration = t.iter().sum();
     println!("batch {batch}: {:.0} images/s", (batch * iters) as f64 / total.as_secs_f64());
     for (name, d) in ["forward", "loss", "backward", "sgd"].iter().zip(t) {
-        println!("  {name:<9} {:>7.3} ms/step  {:>5.1} %", d.as_secs_f64() * 1e3 / iters as f64, 100.0 * d.as_secs_f64() / total.as_secs_f64());
+        println!(
+            "  {name:<9} {:>7.3} ms/step  {:>5.1} %",
+            d.as_secs_f64() * 1e3 / iters as f64,
+            100.0 * d.as_secs_f64() / total.as_secs_f64()
+        );
     }
     if args.next().as_deref() != Some("ops") {
         return Ok(());

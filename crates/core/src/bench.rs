@@ -34,7 +34,14 @@ pub struct BenchResult {
     pub images_per_sec: f64,
 }
 
-pub fn throughput(model: &str, batch: usize, mode: BenchMode, iters: usize, warmup: usize, seed: u64) -> Result<BenchResult> {
+pub fn throughput(
+    model: &str,
+    batch: usize,
+    mode: BenchMode,
+    iters: usize,
+    warmup: usize,
+    seed: u64,
+) -> Result<BenchResult> {
     if batch == 0 || iters == 0 {
         return Err(Error::config("batchSize/iters", "must be ≥ 1"));
     }

@@ -48,7 +48,12 @@ impl Checkpoint {
         }
         let views = buffers
             .iter()
-            .map(|(name, bytes, shape)| Ok((name.clone(), TensorView::new(Dtype::F32, shape.clone(), bytes).map_err(|e| bad(path, e.to_string()))?)))
+            .map(|(name, bytes, shape)| {
+                Ok((
+                    name.clone(),
+                    TensorView::new(Dtype::F32, shape.clone(), bytes).map_err(|e| bad(path, e.to_string()))?,
+                ))
+            })
             .collect::<Result<Vec<_>>>()?;
         let config = serde_json::to_string(&self.config).map_err(|e| Error::Internal(e.to_string()))?;
         let rng = serde_json::json!({ "algorithm": "chacha8-counter", "seed": self.config.seed, "epoch": self.epoch, "step": self.global_step });
@@ -70,14 +75,18 @@ impl Checkpoint {
             std::io::ErrorKind::NotFound => bad(path, "file not found"),
             _ => Error::io(path, e),
         })?;
-        let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| bad(path, format!("not a safetensors file: {e}")))?;
+        let (_, header) =
+            SafeTensors::read_metadata(&bytes).map_err(|e| bad(path, format!("not a safetensors file: {e}")))?;
         let meta = header.metadata().clone().unwrap_or_default();
         let field = |key: &str| meta.get(key).ok_or_else(|| bad(path, format!("metadata field {key:?} missing")));
         if field("format")? != FORMAT {
             return Err(bad(path, format!("format {:?}, expected {FORMAT:?}", field("format")?)));
         }
-        let number = |key: &str| field(key)?.parse::<usize>().map_err(|_| bad(path, format!("metadata field {key:?} is not a count")));
-        let config: TrainConfig = serde_json::from_str(field("config")?).map_err(|e| bad(path, format!("config: {e}")))?;
+        let number = |key: &str| {
+            field(key)?.parse::<usize>().map_err(|_| bad(path, format!("metadata field {key:?} is not a count")))
+        };
+        let config: TrainConfig =
+            serde_json::from_str(field("config")?).map_err(|e| bad(path, format!("config: {e}")))?;
         let tensors = SafeTensors::deserialize(&bytes).map_err(|e| bad(path, e.to_string()))?;
         let (mut params, mut buffers, mut momentum) = (Vec::new(), Vec::new(), Vec::new());
         // `names()` is unordered; the model defines the order, so sort by the model's order later.
@@ -95,7 +104,15 @@ impl Checkpoint {
                 _ => return Err(bad(path, format!("unexpected tensor {name:?}"))),
             }
         }
-        Ok(Self { config, epoch: number("epoch")?, batch_in_epoch: number("batch_in_epoch")?, global_step: number("global_step")?, params, buffers, momentum })
+        Ok(Self {
+            config,
+            epoch: number("epoch")?,
+            batch_in_epoch: number("batch_in_epoch")?,
+            global_step: number("global_step")?,
+            params,
+            buffers,
+            momentum,
+        })
     }
 
     /// The tensors of `list` in the order of `names`, checked against `shapes`.
@@ -111,9 +128,15 @@ impl Checkpoint {
         names_and_shapes
             .iter()
             .map(|(name, shape)| {
-                let (_, values, stored) = list.iter().find(|(n, _, _)| n == name).ok_or_else(|| bad(path, format!("tensor {name:?} missing")))?;
+                let (_, values, stored) = list
+                    .iter()
+                    .find(|(n, _, _)| n == name)
+                    .ok_or_else(|| bad(path, format!("tensor {name:?} missing")))?;
                 if stored != shape {
-                    return Err(bad(path, format!("tensor {name:?} has shape {stored:?}, the model expects {shape:?}")));
+                    return Err(bad(
+                        path,
+                        format!("tensor {name:?} has shape {stored:?}, the model expects {shape:?}"),
+                    ));
                 }
                 Ok(Tensor::from_vec(values.clone(), shape.as_slice(), device)?)
             })

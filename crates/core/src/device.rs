@@ -13,7 +13,9 @@ pub fn resolve(name: &str) -> Result<Device> {
     match name {
         "cpu" => Ok(Device::Cpu),
         "cuda" => cuda(),
-        other => Err(Error::config("device", format!("unknown device {other:?}; expected one of {}", DEVICES.join(", ")))),
+        other => {
+            Err(Error::config("device", format!("unknown device {other:?}; expected one of {}", DEVICES.join(", "))))
+        }
     }
 }
 

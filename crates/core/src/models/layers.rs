@@ -63,11 +63,11 @@ pub fn layer_seed(seed: u64, layer: u64) -> u64 {
 }
 
 /// Inverted-dropout keep mask: each entry 1/(1−p) with probability 1−p, else 0.
-fn keep_mask(seed: u64, n: usize, p: f64) -> Vec<f64> {
+fn keep_mask(seed: u64, n: usize, p: f64) -> Result<Vec<f64>> {
     use rand::{Rng, SeedableRng};
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let scale = 1.0 / (1.0 - p);
-    (0..n).map(|_| if rng.random::<f64>() < p { 0.0 } else { scale }).collect()
+    Ok((0..n).map(|_| if rng.random::<f64>() < p { 0.0 } else { scale }).collect())
 }
 
 /// Dropout of whole channels of `x: N×C×…` with probability `p` (PyTorch's `Dropout2d`),
@@ -77,14 +77,14 @@ pub fn dropout2d(x: &Tensor, p: f64, seed: Option<u64>) -> Result<Tensor> {
     let (n, c) = (x.dim(0)?, x.dim(1)?);
     let mut shape = vec![n, c];
     shape.resize(x.rank(), 1);
-    let mask = Tensor::from_vec(keep_mask(seed, n * c, p), shape, x.device())?.to_dtype(x.dtype())?;
+    let mask = Tensor::from_vec(keep_mask(seed, n * c, p)?, shape, x.device())?.to_dtype(x.dtype())?;
     x.broadcast_mul(&mask)
 }
 
 /// Element-wise dropout with probability `p`, drawn from `seed`; the identity when `None`.
 pub fn dropout(x: &Tensor, p: f64, seed: Option<u64>) -> Result<Tensor> {
     let Some(seed) = seed.filter(|_| p > 0.0) else { return Ok(x.clone()) };
-    let mask = Tensor::from_vec(keep_mask(seed, x.elem_count(), p), x.shape(), x.device())?.to_dtype(x.dtype())?;
+    let mask = Tensor::from_vec(keep_mask(seed, x.elem_count(), p)?, x.shape(), x.device())?.to_dtype(x.dtype())?;
     x.mul(&mask)
 }
 
@@ -118,27 +118,34 @@ impl BatchNorm {
     /// Normalises with batch statistics (and updates the running ones) when `train`, else
     /// with the running statistics.
     pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let c = x.dim(1)?;
-        let mut shape = vec![1, c];
-        shape.resize(x.rank(), 1);
-        let (mean, var) = if train {
-            let dims: Vec<usize> = (0..x.rank()).filter(|&d| d != 1).collect();
-            let count = x.elem_count() / c;
-            let mean = x.mean_keepdim(dims.as_slice())?;
-            let var = x.broadcast_sub(&mean)?.sqr()?.mean_keepdim(dims.as_slice())?;
-            let m = self.momentum;
-            let unbiased = var.detach().affine(count as f64 / (count.max(2) - 1) as f64, 0.0)?.flatten_all()?;
-            let (rm, rv) = (self.running_mean.as_tensor().detach(), self.running_var.as_tensor().detach());
-            self.running_mean.set(&((rm * (1.0 - m))? + (mean.detach().flatten_all()? * m)?)?)?;
-            self.running_var.set(&((rv * (1.0 - m))? + (unbiased * m)?)?)?;
-            (mean, var)
+        self.forward_then(x, train, 0.0, None, false)
+    }
+
+    /// `[relu](dropout(bn(x)))` as one op: with `seed`, dropout of probability `p` drops whole
+    /// channels of `N×C×H×W` input (`Dropout2d`) or single values of `N×C` input (`Dropout`),
+    /// with the masks of [`dropout2d`] and [`dropout`].
+    pub fn forward_then(&self, x: &Tensor, train: bool, p: f64, seed: Option<u64>, relu: bool) -> Result<Tensor> {
+        let statistics = if train {
+            ops::Statistics::Batch
         } else {
-            // Detached: the running statistics are buffers, never differentiated.
-            let stat = |v: &candle_core::Var| v.as_tensor().detach().reshape(shape.as_slice());
-            (stat(&self.running_mean)?, stat(&self.running_var)?)
+            let stat = |v: &candle_core::Var| v.as_tensor().to_dtype(candle_core::DType::F64)?.to_vec1::<f64>();
+            ops::Statistics::Fixed { mean: stat(&self.running_mean)?, var: stat(&self.running_var)? }
         };
-        let xhat = x.broadcast_sub(&mean)?.broadcast_div(&(var + self.eps)?.sqrt()?)?;
-        xhat.broadcast_mul(&self.gamma.reshape(shape.as_slice())?)?.broadcast_add(&self.beta.reshape(shape.as_slice())?)
+        let scale = seed.filter(|_| p > 0.0).map(|seed| keep_mask(seed, x.dim(0)? * x.dim(1)?, p)).transpose()?;
+        let spec = ops::BatchNormSpec { statistics, eps: self.eps, scale, relu };
+        let (y, batch) = ops::batch_norm(x, &self.gamma, &self.beta, &spec)?;
+        if let Some(b) = batch {
+            let m = self.momentum;
+            let unbiased = b.count as f64 / (b.count.max(2) - 1) as f64;
+            let update = |running: &candle_core::Var, batch: Vec<f64>| -> Result<()> {
+                let old = running.as_tensor().to_dtype(candle_core::DType::F64)?.to_vec1::<f64>()?;
+                let new: Vec<f64> = old.iter().zip(batch).map(|(r, v)| (1.0 - m) * r + m * v).collect();
+                running.set(&Tensor::new(new, x.device())?.to_dtype(running.dtype())?)
+            };
+            update(&self.running_mean, b.mean)?;
+            update(&self.running_var, b.var.iter().map(|v| v * unbiased).collect())?;
+        }
+        Ok(y)
     }
 }
 

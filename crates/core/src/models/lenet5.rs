@@ -12,14 +12,29 @@ struct LeNet5 {
     fc3: (Tensor, Tensor),
 }
 
-fn conv(p: &mut Params, init: &mut Initializer, name: &str, cin: usize, cout: usize, k: usize, dev: &Device) -> Result<(Tensor, Tensor)> {
+fn conv(
+    p: &mut Params,
+    init: &mut Initializer,
+    name: &str,
+    cin: usize,
+    cout: usize,
+    k: usize,
+    dev: &Device,
+) -> Result<(Tensor, Tensor)> {
     let fan_in = cin * k * k;
     let w = p.add(format!("{name}.weight"), init.fan_in_uniform((cout, cin, k, k), fan_in, dev)?);
     let b = p.add(format!("{name}.bias"), init.fan_in_uniform(cout, fan_in, dev)?);
     Ok((w, b))
 }
 
-fn fc(p: &mut Params, init: &mut Initializer, name: &str, fin: usize, fout: usize, dev: &Device) -> Result<(Tensor, Tensor)> {
+fn fc(
+    p: &mut Params,
+    init: &mut Initializer,
+    name: &str,
+    fin: usize,
+    fout: usize,
+    dev: &Device,
+) -> Result<(Tensor, Tensor)> {
     let w = p.add(format!("{name}.weight"), init.fan_in_uniform((fout, fin), fin, dev)?);
     let b = p.add(format!("{name}.bias"), init.fan_in_uniform(fout, fin, dev)?);
     Ok((w, b))

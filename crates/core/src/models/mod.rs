@@ -24,7 +24,9 @@ use candle_core::{Device, Tensor};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     /// `seed` drives any stochastic layer of this step, so a step is reproducible on its own.
-    Train { seed: u64 },
+    Train {
+        seed: u64,
+    },
     Eval,
 }
 

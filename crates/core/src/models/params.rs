@@ -56,7 +56,12 @@ impl Initializer {
     }
 
     /// A parameter of `shape` uniform in `±1/√fan_in`.
-    pub fn fan_in_uniform(&mut self, shape: impl Into<Shape>, fan_in: usize, device: &Device) -> candle_core::Result<Var> {
+    pub fn fan_in_uniform(
+        &mut self,
+        shape: impl Into<Shape>,
+        fan_in: usize,
+        device: &Device,
+    ) -> candle_core::Result<Var> {
         let shape = shape.into();
         let bound = 1.0 / (fan_in as f32).sqrt();
         let values = self.uniform_values(shape.elem_count(), bound);

@@ -15,7 +15,13 @@ use super::{Initializer, Mode, Model, Params};
 use candle_core::{Device, Result, Tensor};
 
 /// A conv or linear layer with PyTorch's default initialisation.
-fn default_init(p: &mut Params, init: &mut Initializer, name: &str, shape: &[usize], dev: &Device) -> Result<(Tensor, Tensor)> {
+fn default_init(
+    p: &mut Params,
+    init: &mut Initializer,
+    name: &str,
+    shape: &[usize],
+    dev: &Device,
+) -> Result<(Tensor, Tensor)> {
     let fan_in: usize = shape[1..].iter().product();
     let w = p.add(format!("{name}.weight"), init.fan_in_uniform(shape, fan_in, dev)?);
     let b = p.add(format!("{name}.bias"), init.fan_in_uniform(shape[0], fan_in, dev)?);
@@ -53,8 +59,7 @@ impl Head {
     fn forward(&self, features: &Tensor, mode: Mode) -> Result<Tensor> {
         let train = matches!(mode, Mode::Train { .. });
         let x = layers::linear(features, &self.bottleneck.0, &self.bottleneck.1)?;
-        let x = self.bn.forward(&x, train)?;
-        let x = layers::dropout(&x, 0.5, dropout_seed(mode, 100))?;
+        let x = self.bn.forward_then(&x, train, 0.5, dropout_seed(mode, 100), false)?;
         let (v, g, b) = &self.classifier;
         layers::weight_norm_linear(&x, v, g, b)
     }
@@ -122,9 +127,7 @@ impl Model for Dtn {
         let mut x = x.clone();
         for (i, ((w, b), bn, drop)) in self.convs.iter().enumerate() {
             x = layers::conv2d_strided(&x, w, b, 2, 2)?;
-            x = bn.forward(&x, train)?;
-            x = layers::dropout2d(&x, *drop, dropout_seed(mode, i as u64))?;
-            x = layers::relu(&x)?;
+            x = bn.forward_then(&x, train, *drop, dropout_seed(mode, i as u64), true)?;
         }
         self.head.forward(&x.flatten_from(1)?, mode)
     }

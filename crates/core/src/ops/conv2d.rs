@@ -14,7 +14,7 @@
 //! let d = (conv2d(&x, &w, &b, spec).unwrap() - conv2d_slow(&x, &w, &b, spec).unwrap()).unwrap();
 //! assert!(d.abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap() < 1e-12);
 //! ```
-use super::{matmul, parallel, slice, CHUNK};
+use super::{matmul, parallel, slice, Real, Scratch, CHUNK};
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, WithDType};
 use num_traits::Float;
@@ -52,7 +52,11 @@ impl Geometry {
             candle_core::bail!("conv2d: expected 4-D input and kernel, got {x:?} and {w:?}")
         };
         if c != cw || k != k2 || spec.stride == 0 || h + 2 * spec.padding < k || wd + 2 * spec.padding < k {
-            candle_core::bail!("conv2d: input {x:?} and square kernel {w:?} do not fit (stride {}, padding {})", spec.stride, spec.padding)
+            candle_core::bail!(
+                "conv2d: input {x:?} and square kernel {w:?} do not fit (stride {}, padding {})",
+                spec.stride,
+                spec.padding
+            )
         }
         let out = |s: usize| (s + 2 * spec.padding - k) / spec.stride + 1;
         Ok(Self { n, c, h, w: wd, o, k, stride: spec.stride, pad: spec.padding, oh: out(h), ow: out(wd) })
@@ -76,6 +80,13 @@ impl Geometry {
         self.o * self.pixels()
     }
 
+    /// The outputs `j0..j1` (of `out`) whose input `j·s + kj − p` lies inside `0..size`.
+    fn inside(&self, kj: usize, size: usize, out: usize) -> (usize, usize) {
+        let j0 = self.pad.saturating_sub(kj).div_ceil(self.stride).min(out);
+        let j1 = if size + self.pad > kj { ((size - 1 + self.pad - kj) / self.stride + 1).min(out) } else { 0 };
+        (j0, j1.max(j0))
+    }
+
     /// For kernel offset `ki` and output row/column `i`, the input index, if inside the image.
     fn src(&self, i: usize, ki: usize, size: usize) -> Option<usize> {
         (i * self.stride + ki).checked_sub(self.pad).filter(|&s| s < size)
@@ -91,6 +102,7 @@ fn im2col<T: Float>(g: &Geometry, x: &[T], col: &mut [T], ld: usize) {
         for ki in 0..g.k {
             for kj in 0..g.k {
                 let row = &mut col[((c * g.k + ki) * g.k + kj) * ld..][..l];
+                let (j0, j1) = g.inside(kj, g.w, g.ow);
                 for i in 0..g.oh {
                     let out = &mut row[i * g.ow..(i + 1) * g.ow];
                     let Some(si) = g.src(i, ki, g.h) else {
@@ -98,11 +110,17 @@ fn im2col<T: Float>(g: &Geometry, x: &[T], col: &mut [T], ld: usize) {
                         continue;
                     };
                     let src = &plane[si * g.w..(si + 1) * g.w];
-                    if g.stride == 1 && g.pad == 0 {
-                        out.copy_from_slice(&src[kj..kj + g.ow]);
+                    out[..j0].fill(T::zero());
+                    out[j1..].fill(T::zero());
+                    if j0 == j1 {
+                        continue;
+                    }
+                    let first = j0 * g.stride + kj - g.pad;
+                    if g.stride == 1 {
+                        out[j0..j1].copy_from_slice(&src[first..first + j1 - j0]);
                     } else {
-                        for (j, v) in out.iter_mut().enumerate() {
-                            *v = g.src(j, kj, g.w).map_or(T::zero(), |sj| src[sj]);
+                        for (v, &s) in out[j0..j1].iter_mut().zip(src[first..].iter().step_by(g.stride)) {
+                            *v = s;
                         }
                     }
                 }
@@ -119,20 +137,14 @@ fn col2im_add<T: Float>(g: &Geometry, col: &[T], ld: usize, x: &mut [T]) {
         for ki in 0..g.k {
             for kj in 0..g.k {
                 let row = &col[((c * g.k + ki) * g.k + kj) * ld..][..l];
+                let (j0, j1) = g.inside(kj, g.w, g.ow);
                 for i in 0..g.oh {
-                    let Some(si) = g.src(i, ki, g.h) else { continue };
+                    let Some(si) = g.src(i, ki, g.h).filter(|_| j0 < j1) else { continue };
                     let dst = &mut plane[si * g.w..(si + 1) * g.w];
-                    let src = &row[i * g.ow..(i + 1) * g.ow];
-                    if g.stride == 1 && g.pad == 0 {
-                        for (d, &s) in dst[kj..kj + g.ow].iter_mut().zip(src) {
-                            *d = *d + s;
-                        }
-                    } else {
-                        for (j, &s) in src.iter().enumerate() {
-                            if let Some(sj) = g.src(j, kj, g.w) {
-                                dst[sj] = dst[sj] + s;
-                            }
-                        }
+                    let src = &row[i * g.ow + j0..i * g.ow + j1];
+                    let first = j0 * g.stride + kj - g.pad;
+                    for (d, &s) in dst[first..].iter_mut().step_by(g.stride).zip(src) {
+                        *d = *d + s;
                     }
                 }
             }
@@ -166,12 +178,13 @@ fn chunk_range(g: &Geometry, chunk: usize) -> (usize, usize) {
 }
 
 /// Per chunk of images, one GEMM `w · col` over all of their pixels.
-fn forward<T: Float + WithDType>(g: &Geometry, x: &[T], w: &[T], b: &[T]) -> Vec<T> {
+fn forward<T: Real>(g: &Geometry, x: &[T], w: &[T], b: &[T]) -> Vec<T> {
     let mut y = vec![T::zero(); g.n * g.out_image()];
     parallel::for_each_piece(&mut y, CHUNK * g.out_image(), |chunk, ys| {
         let (lo, hi) = chunk_range(g, chunk);
         let (l, ld) = (g.pixels(), (hi - lo) * g.pixels());
-        let (mut col, mut out) = (Vec::new(), vec![T::zero(); g.o * ld]);
+        let (mut col, mut out) = (Scratch::take(), Scratch::take());
+        out.resize(g.o * ld, T::zero());
         im2col_chunk(g, x, (lo, hi), &mut col);
         matmul(g.o, ld, g.rows(), &mut out, false, w, g.rows(), 1, &col, ld, 1);
         for (i, y) in ys.chunks_mut(g.out_image()).enumerate() {
@@ -186,12 +199,13 @@ fn forward<T: Float + WithDType>(g: &Geometry, x: &[T], w: &[T], b: &[T]) -> Vec
 }
 
 /// `∂x` from `∂y` and `w`: per chunk, `col2im(wᵀ·∂y)`.
-fn grad_input<T: Float + WithDType>(g: &Geometry, dy: &[T], w: &[T]) -> Vec<T> {
+fn grad_input<T: Real>(g: &Geometry, dy: &[T], w: &[T]) -> Vec<T> {
     let mut dx = vec![T::zero(); g.n * g.image()];
     parallel::for_each_piece(&mut dx, CHUNK * g.image(), |chunk, dxs| {
         let (lo, hi) = chunk_range(g, chunk);
         let (l, ld) = (g.pixels(), (hi - lo) * g.pixels());
-        let (mut dyc, mut dcol) = (Vec::new(), vec![T::zero(); g.rows() * ld]);
+        let (mut dyc, mut dcol) = (Scratch::take(), Scratch::take());
+        dcol.resize(g.rows() * ld, T::zero());
         gather_channels(g, dy, (lo, hi), &mut dyc);
         matmul(g.rows(), ld, g.o, &mut dcol, false, w, 1, g.rows(), &dyc, ld, 1);
         for (i, dx) in dxs.chunks_mut(g.image()).enumerate() {
@@ -207,12 +221,12 @@ const GROUP: usize = 4 * CHUNK;
 
 /// `∂w` and `∂b` from `x` and `∂y`: one partial per group of images (chunk by chunk inside),
 /// then the partials summed in group order.
-fn grad_params<T: Float + WithDType>(g: &Geometry, x: &[T], dy: &[T]) -> (Vec<T>, Vec<T>) {
+fn grad_params<T: Real>(g: &Geometry, x: &[T], dy: &[T]) -> (Vec<T>, Vec<T>) {
     let (wn, bn) = (g.o * g.rows(), g.o);
     let partials: Vec<Vec<T>> = parallel::map(g.n.div_ceil(GROUP), |group| {
         let mut acc = vec![T::zero(); wn + bn];
         let (dw, db) = acc.split_at_mut(wn);
-        let (mut col, mut dyc) = (Vec::new(), Vec::new());
+        let (mut col, mut dyc) = (Scratch::take(), Scratch::take());
         for chunk in group * GROUP / CHUNK..((group + 1) * GROUP / CHUNK).min(g.n.div_ceil(CHUNK)) {
             let (lo, hi) = chunk_range(g, chunk);
             let ld = (hi - lo) * g.pixels();
@@ -238,7 +252,15 @@ impl CustomOp3 for Conv2d {
         "goldpan-conv2d"
     }
 
-    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, ws: &CpuStorage, wl: &Layout, bs: &CpuStorage, bl: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+        bs: &CpuStorage,
+        bl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let g = Geometry::new(xl.dims(), wl.dims(), self.0)?;
         by_dtype!(xs, |T| {
             let y = forward::<T>(&g, slice(xs, xl)?, slice(ws, wl)?, slice(bs, bl)?);
@@ -246,10 +268,21 @@ impl CustomOp3 for Conv2d {
         })
     }
 
-    fn bwd(&self, x: &Tensor, w: &Tensor, _b: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _b: &Tensor,
+        _y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let dy = dy.contiguous()?;
         // The network's input needs no gradient: skip the most expensive of the three.
-        let dx = if x.track_op() { Some(dy.apply_op2_no_bwd(w, &GradInput { spec: self.0, input: x.dims4()? })?) } else { None };
+        let dx = if x.track_op() {
+            Some(dy.apply_op2_no_bwd(w, &GradInput { spec: self.0, input: x.dims4()? })?)
+        } else {
+            None
+        };
         let dwb = x.apply_op2_no_bwd(&dy, &GradParams { spec: self.0, kernel: w.dims4()? })?;
         let (o, rows) = (w.dim(0)?, w.elem_count() / w.dim(0)?);
         let dw = dwb.narrow(0, 0, o * rows)?.reshape(w.shape())?;

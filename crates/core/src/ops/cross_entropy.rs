@@ -63,7 +63,13 @@ impl CustomOp2 for CrossEntropy {
         by_dtype!(zs, |T| Ok((T::to_cpu_storage_owned(vec![forward::<T>(slice(zs, zl)?, labels, c)]), Shape::from(()))))
     }
 
-    fn bwd(&self, z: &Tensor, labels: &Tensor, _loss: &Tensor, dloss: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        z: &Tensor,
+        labels: &Tensor,
+        _loss: &Tensor,
+        dloss: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         Ok((Some(z.apply_op3_no_bwd(labels, &dloss.contiguous()?, &CrossEntropyBackward)?), None))
     }
 }
@@ -76,7 +82,15 @@ impl CustomOp3 for CrossEntropyBackward {
         "goldpan-cross-entropy-backward"
     }
 
-    fn cpu_fwd(&self, zs: &CpuStorage, zl: &Layout, ls: &CpuStorage, ll: &Layout, gs: &CpuStorage, gl: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        zs: &CpuStorage,
+        zl: &Layout,
+        ls: &CpuStorage,
+        ll: &Layout,
+        gs: &CpuStorage,
+        gl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let (_, c) = zl.shape().dims2()?;
         let labels = slice::<u32>(ls, ll)?;
         by_dtype!(zs, |T| {

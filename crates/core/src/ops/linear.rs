@@ -13,7 +13,7 @@
 //! let d = (linear(&x, &w, &b, true).unwrap() - linear_slow(&x, &w, &b, true).unwrap()).unwrap();
 //! assert!(d.abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap() < 1e-12);
 //! ```
-use super::{matmul, parallel, slice};
+use super::{matmul, parallel, slice, Real};
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, WithDType};
 use num_traits::Float;
@@ -21,7 +21,7 @@ use num_traits::Float;
 /// Rows per parallel work item (fixed: the split never depends on the thread count).
 const ROWS: usize = 32;
 
-fn forward<T: Float + WithDType>(x: &[T], w: &[T], b: &[T], (n, fin, fout): (usize, usize, usize), relu: bool) -> Vec<T> {
+fn forward<T: Real>(x: &[T], w: &[T], b: &[T], (n, fin, fout): (usize, usize, usize), relu: bool) -> Vec<T> {
     let mut y = vec![T::zero(); n * fout];
     parallel::for_each_piece(&mut y, ROWS * fout, |chunk, ys| {
         let rows = ys.len() / fout;
@@ -46,7 +46,7 @@ fn grad_z<T: Float>(dy: &[T], y: &[T], relu: bool) -> Vec<T> {
     }
 }
 
-fn grad_input<T: Float + WithDType>(dy: &[T], y: &[T], w: &[T], (n, fin, fout): (usize, usize, usize), relu: bool) -> Vec<T> {
+fn grad_input<T: Real>(dy: &[T], y: &[T], w: &[T], (n, fin, fout): (usize, usize, usize), relu: bool) -> Vec<T> {
     let mut dx = vec![T::zero(); n * fin];
     parallel::for_each_piece(&mut dx, ROWS * fin, |chunk, dxs| {
         let rows = dxs.len() / fin;
@@ -58,20 +58,20 @@ fn grad_input<T: Float + WithDType>(dy: &[T], y: &[T], w: &[T], (n, fin, fout): 
 }
 
 /// `[∂w flattened, ∂b]`, from chunk partials summed in chunk order.
-fn grad_params<T: Float + WithDType>(x: &[T], dy: &[T], y: &[T], (n, fin, fout): (usize, usize, usize), relu: bool) -> Vec<T> {
+fn grad_params<T: Real>(x: &[T], dy: &[T], y: &[T], (n, fin, fout): (usize, usize, usize), relu: bool) -> Vec<T> {
     let partials: Vec<Vec<T>> = parallel::map(n.div_ceil(ROWS), |chunk| {
-            let (lo, hi) = (chunk * ROWS, ((chunk + 1) * ROWS).min(n));
-            let dz = grad_z(&dy[lo * fout..hi * fout], &y[lo * fout..hi * fout], relu);
-            let mut acc = vec![T::zero(); fout * fin + fout];
-            let (dw, db) = acc.split_at_mut(fout * fin);
-            // ∂w (out×in) = ∂zᵀ (out×rows) · x (rows×in)
-            matmul(fout, fin, hi - lo, dw, false, &dz, 1, fout, &x[lo * fin..hi * fin], fin, 1);
-            for row in dz.chunks(fout) {
-                for (s, &v) in db.iter_mut().zip(row) {
-                    *s = *s + v;
-                }
+        let (lo, hi) = (chunk * ROWS, ((chunk + 1) * ROWS).min(n));
+        let dz = grad_z(&dy[lo * fout..hi * fout], &y[lo * fout..hi * fout], relu);
+        let mut acc = vec![T::zero(); fout * fin + fout];
+        let (dw, db) = acc.split_at_mut(fout * fin);
+        // ∂w (out×in) = ∂zᵀ (out×rows) · x (rows×in)
+        matmul(fout, fin, hi - lo, dw, false, &dz, 1, fout, &x[lo * fin..hi * fin], fin, 1);
+        for row in dz.chunks(fout) {
+            for (s, &v) in db.iter_mut().zip(row) {
+                *s = *s + v;
             }
-            acc
+        }
+        acc
     });
     parallel::sum_in_order(&partials)
 }
@@ -94,7 +94,15 @@ impl CustomOp3 for Linear {
         "goldpan-linear"
     }
 
-    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, ws: &CpuStorage, wl: &Layout, bs: &CpuStorage, bl: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+        bs: &CpuStorage,
+        bl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let dims = sizes(xl, wl)?;
         by_dtype!(xs, |T| {
             let y = forward::<T>(slice(xs, xl)?, slice(ws, wl)?, slice(bs, bl)?, dims, self.relu);
@@ -102,9 +110,20 @@ impl CustomOp3 for Linear {
         })
     }
 
-    fn bwd(&self, x: &Tensor, w: &Tensor, _b: &Tensor, y: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _b: &Tensor,
+        y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let dy = dy.contiguous()?;
-        let dx = if x.track_op() { Some(dy.apply_op3_no_bwd(w, y, &GradInput { relu: self.relu, fin: w.dim(1)? })?) } else { None };
+        let dx = if x.track_op() {
+            Some(dy.apply_op3_no_bwd(w, y, &GradInput { relu: self.relu, fin: w.dim(1)? })?)
+        } else {
+            None
+        };
         let dwb = x.apply_op3_no_bwd(&dy, y, &GradParams { relu: self.relu })?;
         let (fout, fin) = w.dims2()?;
         Ok((dx, Some(dwb.narrow(0, 0, fout * fin)?.reshape((fout, fin))?), Some(dwb.narrow(0, fout * fin, fout)?)))
@@ -122,7 +141,15 @@ impl CustomOp3 for GradInput {
         "goldpan-linear-grad-input"
     }
 
-    fn cpu_fwd(&self, dys: &CpuStorage, dyl: &Layout, ws: &CpuStorage, wl: &Layout, ys: &CpuStorage, yl: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        dys: &CpuStorage,
+        dyl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+        ys: &CpuStorage,
+        yl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let (n, fout) = dyl.shape().dims2()?;
         let dims = (n, self.fin, fout);
         by_dtype!(dys, |T| {
@@ -142,7 +169,15 @@ impl CustomOp3 for GradParams {
         "goldpan-linear-grad-params"
     }
 
-    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, dys: &CpuStorage, dyl: &Layout, ys: &CpuStorage, yl: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        dys: &CpuStorage,
+        dyl: &Layout,
+        ys: &CpuStorage,
+        yl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let (n, fin) = xl.shape().dims2()?;
         let (_, fout) = dyl.shape().dims2()?;
         by_dtype!(xs, |T| {

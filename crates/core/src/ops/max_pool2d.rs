@@ -87,7 +87,9 @@ fn backward<T: Float + Send + Sync>(x: &[T], dy: &[T], (h, w): (usize, usize), k
         let (xs, dys) = (&x[i * PLANES * h * w..], &dy[i * PLANES * out..]);
         for ((dplane, plane), dout) in dxs.chunks_mut(h * w).zip(xs.chunks(h * w)).zip(dys.chunks(out)) {
             // The ReLU passes the gradient where the pooled value is positive (candle's rule).
-            for_each_window(plane, (h, w), k, |o, at| dplane[at] = if relu && !(plane[at] > T::zero()) { T::zero() } else { dout[o] });
+            for_each_window(plane, (h, w), k, |o, at| {
+                dplane[at] = if relu && !(plane[at] > T::zero()) { T::zero() } else { dout[o] }
+            });
         }
     });
     dx
@@ -124,10 +126,21 @@ impl CustomOp3 for MaxPool2dBackward {
         "goldpan-max-pool2d-backward"
     }
 
-    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, dys: &CpuStorage, dyl: &Layout, _: &CpuStorage, _: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        dys: &CpuStorage,
+        dyl: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let (_, _, h, w) = xl.shape().dims4()?;
         let MaxPool2d { k, relu } = self.0;
-        by_dtype!(xs, |T| Ok((T::to_cpu_storage_owned(backward::<T>(slice(xs, xl)?, slice(dys, dyl)?, (h, w), k, relu)), xl.shape().clone())))
+        by_dtype!(xs, |T| Ok((
+            T::to_cpu_storage_owned(backward::<T>(slice(xs, xl)?, slice(dys, dyl)?, (h, w), k, relu)),
+            xl.shape().clone()
+        )))
     }
 }
 
@@ -160,7 +173,8 @@ pub fn max_pool2d_slow(x: &Tensor, k: usize) -> Result<Tensor> {
     let (n, c, h, w) = x.dims4()?;
     let (oh, ow) = (h / k, w / k);
     let x = if h % k != 0 || w % k != 0 { x.narrow(2, 0, oh * k)?.narrow(3, 0, ow * k)? } else { x.clone() };
-    let windows = x.reshape((n, c, oh, k, ow, k))?.permute((0, 1, 2, 4, 3, 5))?.contiguous()?.reshape((n, c, oh, ow, k * k))?;
+    let windows =
+        x.reshape((n, c, oh, k, ow, k))?.permute((0, 1, 2, 4, 3, 5))?.contiguous()?.reshape((n, c, oh, ow, k * k))?;
     let first_max = windows.argmax_keepdim(D::Minus1)?;
     windows.gather(&first_max, D::Minus1)?.squeeze(D::Minus1)
 }

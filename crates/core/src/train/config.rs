@@ -69,18 +69,26 @@ impl TrainConfig {
     pub fn validate(&self) -> Result<()> {
         models::spec(&self.model)?;
         if !data::DATASETS.contains(&self.dataset.as_str()) {
-            return Err(Error::config("dataset", format!("unknown dataset {:?}; available: {}", self.dataset, data::DATASETS.join(", "))));
+            return Err(Error::config(
+                "dataset",
+                format!("unknown dataset {:?}; available: {}", self.dataset, data::DATASETS.join(", ")),
+            ));
         }
         if !device::DEVICES.contains(&self.device.as_str()) {
             return Err(Error::config("device", format!("expected one of {}", device::DEVICES.join(", "))));
         }
-        let positive = [("epochs", self.epochs), ("batchSize", self.batch_size), ("progressEvery", self.progress_every)];
+        let positive =
+            [("epochs", self.epochs), ("batchSize", self.batch_size), ("progressEvery", self.progress_every)];
         for (field, v) in positive {
             if v == 0 {
                 return Err(Error::config(field, "must be ≥ 1"));
             }
         }
-        for (field, v) in [("checkpointEvery", self.checkpoint_every), ("trainLimit", self.train_limit), ("testLimit", self.test_limit)] {
+        for (field, v) in [
+            ("checkpointEvery", self.checkpoint_every),
+            ("trainLimit", self.train_limit),
+            ("testLimit", self.test_limit),
+        ] {
             if v == Some(0) {
                 return Err(Error::config(field, "must be ≥ 1 when given"));
             }

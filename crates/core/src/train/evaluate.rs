@@ -24,7 +24,13 @@ pub(crate) fn correct(logits: &candle_core::Tensor, labels: &candle_core::Tensor
 }
 
 /// Evaluates `model` on all of `data` in batches of `batch_size`.
-pub fn evaluate(model: &dyn Model, data: &Dataset, batch_size: usize, device: &Device, cancel: Option<&AtomicBool>) -> Result<EvalResult> {
+pub fn evaluate(
+    model: &dyn Model,
+    data: &Dataset,
+    batch_size: usize,
+    device: &Device,
+    cancel: Option<&AtomicBool>,
+) -> Result<EvalResult> {
     let start = Instant::now();
     let order: Vec<u32> = (0..data.len() as u32).collect();
     let (mut loss_sum, mut hits) = (0f64, 0usize);
@@ -38,7 +44,12 @@ pub fn evaluate(model: &dyn Model, data: &Dataset, batch_size: usize, device: &D
         hits += correct(&logits, &y)?;
     }
     let n = data.len().max(1) as f64;
-    Ok(EvalResult { count: data.len(), loss: loss_sum / n, accuracy: hits as f64 / n, wall_sec: start.elapsed().as_secs_f64() })
+    Ok(EvalResult {
+        count: data.len(),
+        loss: loss_sum / n,
+        accuracy: hits as f64 / n,
+        wall_sec: start.elapsed().as_secs_f64(),
+    })
 }
 
 /// Evaluates the weights of the checkpoint at `path` on `split` of its dataset in `data_dir`.

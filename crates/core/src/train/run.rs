@@ -69,7 +69,12 @@ pub fn train(config: TrainConfig, on_progress: &mut dyn FnMut(&Progress), cancel
 }
 
 /// Continues the run saved in `checkpoint`.
-pub fn resume(checkpoint: &Path, overrides: ResumeOverrides, on_progress: &mut dyn FnMut(&Progress), cancel: &AtomicBool) -> Result<TrainResult> {
+pub fn resume(
+    checkpoint: &Path,
+    overrides: ResumeOverrides,
+    on_progress: &mut dyn FnMut(&Progress),
+    cancel: &AtomicBool,
+) -> Result<TrainResult> {
     let ckpt = Checkpoint::load(checkpoint)?;
     let mut config = ckpt.config.clone();
     config.data_dir = overrides.data_dir.unwrap_or(config.data_dir);
@@ -132,13 +137,22 @@ impl Window {
     /// `(mean loss, accuracy, images/s)`; then starts afresh.
     fn take(&mut self) -> (f64, f64, f64) {
         let secs = self.started.map(|t| t.elapsed().as_secs_f64()).unwrap_or(0.0);
-        let out = (self.loss / self.steps.max(1) as f64, self.hits as f64 / self.seen.max(1) as f64, self.seen as f64 / secs.max(1e-9));
+        let out = (
+            self.loss / self.steps.max(1) as f64,
+            self.hits as f64 / self.seen.max(1) as f64,
+            self.seen as f64 / secs.max(1e-9),
+        );
         *self = Window::starting_now();
         out
     }
 }
 
-fn run(mut state: TrainState, device: &Device, on_progress: &mut dyn FnMut(&Progress), cancel: &AtomicBool) -> Result<TrainResult> {
+fn run(
+    mut state: TrainState,
+    device: &Device,
+    on_progress: &mut dyn FnMut(&Progress),
+    cancel: &AtomicBool,
+) -> Result<TrainResult> {
     let start = Instant::now();
     let cfg = state.config.clone();
     let train_set = load_split(&cfg, Split::Train, cfg.train_limit)?;
@@ -151,7 +165,9 @@ fn run(mut state: TrainState, device: &Device, on_progress: &mut dyn FnMut(&Prog
     let save = |state: &TrainState, name: &str, last: &mut Option<PathBuf>| -> Result<Option<PathBuf>> {
         let Some(dir) = &cfg.out_dir else { return Ok(None) };
         let ckpt = state.to_checkpoint().map_err(|e| match e {
-            Error::NanLoss { value, epoch, step, .. } => Error::NanLoss { value, epoch, step, checkpoint: last.clone() },
+            Error::NanLoss { value, epoch, step, .. } => {
+                Error::NanLoss { value, epoch, step, checkpoint: last.clone() }
+            }
             other => other,
         })?;
         let path = dir.join(name);
@@ -173,16 +189,25 @@ fn run(mut state: TrainState, device: &Device, on_progress: &mut dyn FnMut(&Prog
         while state.batch_in_epoch < steps_per_epoch {
             if cancel.load(Ordering::Relaxed) {
                 let checkpoint = save(&state, "last.safetensors", &mut last_checkpoint)?;
-                return Err(Error::Cancelled { at: format!("at epoch {}, step {}", state.epoch + 1, state.global_step), checkpoint });
+                return Err(Error::Cancelled {
+                    at: format!("at epoch {}, step {}", state.epoch + 1, state.global_step),
+                    checkpoint,
+                });
             }
             let lo = state.batch_in_epoch * cfg.batch_size;
             let idx = &order[lo..(lo + cfg.batch_size).min(n)];
             let (x, y) = batches::gather(&train_set, idx, device)?;
-            let logits = state.model.forward(&x, Mode::Train { seed: batches::step_seed(cfg.seed, state.global_step) })?;
+            let logits =
+                state.model.forward(&x, Mode::Train { seed: batches::step_seed(cfg.seed, state.global_step) })?;
             let loss = layers::cross_entropy(&logits, &y)?;
             let loss_value = loss.to_scalar::<f32>()?;
             if !loss_value.is_finite() {
-                return Err(Error::NanLoss { value: loss_value, epoch: state.epoch + 1, step: state.global_step + 1, checkpoint: last_checkpoint });
+                return Err(Error::NanLoss {
+                    value: loss_value,
+                    epoch: state.epoch + 1,
+                    step: state.global_step + 1,
+                    checkpoint: last_checkpoint,
+                });
             }
             let grads = loss.backward()?;
             state.sgd.step(state.model.params(), &grads)?;
@@ -210,7 +235,9 @@ fn run(mut state: TrainState, device: &Device, on_progress: &mut dyn FnMut(&Prog
                     checkpoint: None,
                 });
             }
-            if cfg.checkpoint_every.is_some_and(|k| state.global_step % k == 0) && state.batch_in_epoch < steps_per_epoch {
+            if cfg.checkpoint_every.is_some_and(|k| state.global_step % k == 0)
+                && state.batch_in_epoch < steps_per_epoch
+            {
                 save(&state, "last.safetensors", &mut last_checkpoint)?;
             }
         }

@@ -31,29 +31,52 @@ impl TrainState {
     pub fn from_checkpoint(path: &Path, ckpt: Checkpoint, config: TrainConfig, device: &Device) -> Result<Self> {
         config.validate()?;
         let model = models::spec(&config.model)?.build(config.seed, device)?;
-        let layout: Vec<(String, Vec<usize>)> = model.params().iter().map(|(n, v)| (n.to_string(), v.dims().to_vec())).collect();
+        let layout: Vec<(String, Vec<usize>)> =
+            model.params().iter().map(|(n, v)| (n.to_string(), v.dims().to_vec())).collect();
         let weights = Checkpoint::ordered(path, &ckpt.params, &layout, device)?;
         for ((_, var), w) in model.params().iter().zip(&weights) {
             var.set(w)?;
         }
-        let buffer_layout: Vec<(String, Vec<usize>)> = model.params().buffers().map(|(n, v)| (n.to_string(), v.dims().to_vec())).collect();
-        for ((_, var), b) in model.params().buffers().zip(Checkpoint::ordered(path, &ckpt.buffers, &buffer_layout, device)?) {
+        let buffer_layout: Vec<(String, Vec<usize>)> =
+            model.params().buffers().map(|(n, v)| (n.to_string(), v.dims().to_vec())).collect();
+        for ((_, var), b) in
+            model.params().buffers().zip(Checkpoint::ordered(path, &ckpt.buffers, &buffer_layout, device)?)
+        {
             var.set(&b)?;
         }
         let mut sgd = Sgd::new(model.params(), config.lr, config.momentum, config.weight_decay, config.nesterov)?;
         sgd.buffers = Checkpoint::ordered(path, &ckpt.momentum, &layout, device)?;
-        Ok(Self { config, model, sgd, epoch: ckpt.epoch, batch_in_epoch: ckpt.batch_in_epoch, global_step: ckpt.global_step })
+        Ok(Self {
+            config,
+            model,
+            sgd,
+            epoch: ckpt.epoch,
+            batch_in_epoch: ckpt.batch_in_epoch,
+            global_step: ckpt.global_step,
+        })
     }
 
     pub fn to_checkpoint(&self) -> Result<Checkpoint> {
-        let dump = |t: &candle_core::Tensor| -> Result<(Vec<f32>, Vec<usize>)> { Ok((t.flatten_all()?.to_vec1::<f32>()?, t.dims().to_vec())) };
+        let dump = |t: &candle_core::Tensor| -> Result<(Vec<f32>, Vec<usize>)> {
+            Ok((t.flatten_all()?.to_vec1::<f32>()?, t.dims().to_vec()))
+        };
         let mut params = Vec::new();
         let mut momentum = Vec::new();
-        let buffers = self.model.params().buffers().map(|(name, var)| dump(var.as_tensor()).map(|(v, s)| (name.to_string(), v, s))).collect::<Result<Vec<_>>>()?;
+        let buffers = self
+            .model
+            .params()
+            .buffers()
+            .map(|(name, var)| dump(var.as_tensor()).map(|(v, s)| (name.to_string(), v, s)))
+            .collect::<Result<Vec<_>>>()?;
         for ((name, var), buf) in self.model.params().iter().zip(&self.sgd.buffers) {
             let (v, s) = dump(var.as_tensor())?;
             if v.iter().any(|x| !x.is_finite()) {
-                return Err(Error::NanLoss { value: f32::NAN, epoch: self.epoch + 1, step: self.global_step, checkpoint: None });
+                return Err(Error::NanLoss {
+                    value: f32::NAN,
+                    epoch: self.epoch + 1,
+                    step: self.global_step,
+                    checkpoint: None,
+                });
             }
             params.push((name.to_string(), v, s));
             let (v, s) = dump(buf)?;

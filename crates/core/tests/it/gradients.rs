@@ -42,27 +42,15 @@ fn weighted_sum(t: &Tensor, r: &Tensor) -> Tensor {
 /// Returns the largest relative error seen, for the report.
 fn check_grads(f: impl Fn(&[Tensor]) -> Tensor, inputs: &[Tensor], which: &[usize]) -> f64 {
     // Autograd: the checked inputs become variables, the rest stay constants (e.g. labels).
-    let vars: Vec<Option<Var>> = (0..inputs.len())
-        .map(|i| {
-            which
-                .contains(&i)
-                .then(|| Var::from_tensor(&inputs[i]).unwrap())
-        })
-        .collect();
+    let vars: Vec<Option<Var>> =
+        (0..inputs.len()).map(|i| which.contains(&i).then(|| Var::from_tensor(&inputs[i]).unwrap())).collect();
     let tracked: Vec<Tensor> = inputs
         .iter()
         .zip(&vars)
-        .map(|(t, v)| {
-            v.as_ref()
-                .map_or_else(|| t.clone(), |v| v.as_tensor().clone())
-        })
+        .map(|(t, v)| v.as_ref().map_or_else(|| t.clone(), |v| v.as_tensor().clone()))
         .collect();
     let loss = f(&tracked);
-    assert_eq!(
-        loss.elem_count(),
-        1,
-        "the checked function must return a scalar"
-    );
+    assert_eq!(loss.elem_count(), 1, "the checked function must return a scalar");
     let grads: GradStore = loss.backward().unwrap();
 
     let mut worst = 0f64;
@@ -86,28 +74,17 @@ fn check_grads(f: impl Fn(&[Tensor]) -> Tensor, inputs: &[Tensor], which: &[usiz
             args[i] = Tensor::from_vec(v, dims.as_slice(), &Device::Cpu).unwrap();
             scalar(&f(&args))
         };
-        let numeric: Vec<f64> = (0..base.len())
-            .map(|j| (eval(j, H) - eval(j, -H)) / (2.0 * H))
-            .collect();
+        let numeric: Vec<f64> = (0..base.len()).map(|j| (eval(j, H) - eval(j, -H)) / (2.0 * H)).collect();
 
         assert_eq!(auto.len(), numeric.len());
         let max_abs = |v: &[f64]| v.iter().fold(0f64, |m, x| m.max(x.abs()));
         // A check against a vanishing gradient proves nothing.
-        assert!(
-            max_abs(&numeric) > 1e-3,
-            "input {i}: numeric gradient is ~0"
-        );
+        assert!(max_abs(&numeric) > 1e-3, "input {i}: numeric gradient is ~0");
         assert!(max_abs(&auto) > 1e-3, "input {i}: autograd gradient is ~0");
-        let diff = auto
-            .iter()
-            .zip(&numeric)
-            .fold(0f64, |m, (a, b)| m.max((a - b).abs()));
+        let diff = auto.iter().zip(&numeric).fold(0f64, |m, (a, b)| m.max((a - b).abs()));
         let rel = diff / max_abs(&numeric).max(1.0);
         eprintln!("input {i} ({dims:?}): relative error {rel:.3e}");
-        assert!(
-            rel <= TOL,
-            "input {i}: relative error {rel:e} > {TOL:e}\nautograd {auto:?}\nnumeric  {numeric:?}"
-        );
+        assert!(rel <= TOL, "input {i}: relative error {rel:e} > {TOL:e}\nautograd {auto:?}\nnumeric  {numeric:?}");
         worst = worst.max(rel);
     }
     worst
@@ -119,11 +96,7 @@ fn checker_rejects_a_wrong_gradient() {
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let x = uniform(&mut rng, &[3, 4], 0.5, 2.0);
     let wrong = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        check_grads(
-            |t| (&t[0] * t[0].detach()).unwrap().sum_all().unwrap(),
-            &[x.clone()],
-            &[0],
-        )
+        check_grads(|t| (&t[0] * t[0].detach()).unwrap().sum_all().unwrap(), &[x.clone()], &[0])
     }));
     assert!(wrong.is_err(), "a wrong gradient passed the check");
     // The same function without the detach passes.
@@ -201,7 +174,8 @@ fn max_pool2d_relu_gradients() {
 /// Ties have no derivative; like PyTorch, the whole gradient goes to the first maximum.
 #[test]
 fn max_pool2d_routes_ties_to_the_first_maximum() {
-    let x = Var::from_tensor(&Tensor::new(&[[[[1f64, 1.0, 0.0, 2.0], [1.0, 1.0, 2.0, 2.0]]]], &Device::Cpu).unwrap()).unwrap();
+    let x = Var::from_tensor(&Tensor::new(&[[[[1f64, 1.0, 0.0, 2.0], [1.0, 1.0, 2.0, 2.0]]]], &Device::Cpu).unwrap())
+        .unwrap();
     let y = layers::max_pool2d(x.as_tensor(), 2).unwrap();
     assert_eq!(y.flatten_all().unwrap().to_vec1::<f64>().unwrap(), [1.0, 2.0]);
     let g = y.sum_all().unwrap().backward().unwrap();
@@ -300,23 +274,13 @@ fn whole_network_gradients() {
     let pre = layers::conv2d(&x, &cw, &cb).unwrap();
     let pre_v: Vec<f64> = pre.flatten_all().unwrap().to_vec1().unwrap();
     let kink = pre_v.iter().fold(f64::INFINITY, |m, v| m.min(v.abs()));
-    assert!(
-        kink > 1e-4,
-        "a pre-activation is {kink:e} from relu's kink: change the seed"
-    );
+    assert!(kink > 1e-4, "a pre-activation is {kink:e} from relu's kink: change the seed");
     let windows = pre.relu().unwrap().reshape((2, 4, 2, 2, 2, 2)).unwrap();
-    let windows = windows
-        .permute((0, 1, 2, 4, 3, 5))
-        .unwrap()
-        .reshape((32, 4))
-        .unwrap();
+    let windows = windows.permute((0, 1, 2, 4, 3, 5)).unwrap().reshape((32, 4)).unwrap();
     for w in windows.to_vec2::<f64>().unwrap() {
         let mut w = w;
         w.sort_by(|a, b| b.total_cmp(a));
-        assert!(
-            w[0] == 0.0 || w[0] - w[1] > 1e-4,
-            "pool window {w:?} has a near tie: change the seed"
-        );
+        assert!(w[0] == 0.0 || w[0] - w[1] > 1e-4, "pool window {w:?} has a near tie: change the seed");
     }
 
     let rel = check_grads(tiny_net, &[x, cw, cb, lw, lb, y], &[0, 1, 2, 3, 4]);
@@ -345,8 +309,10 @@ fn batch_norm_of(t: &[Tensor], train: bool) -> Tensor {
     let bn = layers::BatchNorm {
         gamma: t[1].clone(),
         beta: t[2].clone(),
-        running_mean: Var::from_tensor(&Tensor::arange(0f64, c as f64, dev).unwrap().affine(0.1, -0.2).unwrap()).unwrap(),
-        running_var: Var::from_tensor(&Tensor::arange(1f64, c as f64 + 1.0, dev).unwrap().affine(0.5, 0.0).unwrap()).unwrap(),
+        running_mean: Var::from_tensor(&Tensor::arange(0f64, c as f64, dev).unwrap().affine(0.1, -0.2).unwrap())
+            .unwrap(),
+        running_var: Var::from_tensor(&Tensor::arange(1f64, c as f64 + 1.0, dev).unwrap().affine(0.5, 0.0).unwrap())
+            .unwrap(),
         momentum: 0.1,
         eps: 1e-5,
     };

@@ -4,8 +4,8 @@
 //! whatever the thread count.
 use candle_core::{DType, Device, Tensor, Var};
 use goldpan_core::ops::{
-    conv2d, conv2d_slow, cross_entropy, cross_entropy_slow, linear, linear_slow, max_pool2d, max_pool2d_relu, max_pool2d_slow,
-    Conv2dSpec,
+    batch_norm, batch_norm_slow, conv2d, conv2d_slow, cross_entropy, cross_entropy_slow, linear, linear_slow,
+    max_pool2d, max_pool2d_relu, max_pool2d_slow, BatchNormSpec, Conv2dSpec, Statistics,
 };
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
@@ -15,7 +15,8 @@ fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
 fn randn(dims: &[usize], seed: u64) -> Tensor {
     // A deterministic pseudo-random fill (candle's own randn is not seedable on CPU).
     let n: usize = dims.iter().product();
-    let v: Vec<f64> = (0..n).map(|i| (((i as u64 + 1) * 2654435761 ^ seed * 40503) % 10007) as f64 / 5003.5 - 1.0).collect();
+    let v: Vec<f64> =
+        (0..n).map(|i| (((i as u64 + 1) * 2654435761 ^ seed * 40503) % 10007) as f64 / 5003.5 - 1.0).collect();
     Tensor::from_vec(v, dims, &Device::Cpu).unwrap()
 }
 
@@ -165,4 +166,63 @@ fn results_do_not_depend_on_the_thread_count() {
     let one = run("1");
     assert_eq!(one, run("2"));
     assert_eq!(one, run("3"));
+}
+
+#[test]
+fn batch_norm_fused_matches_candle_with_all_gradients() {
+    // 4-D with Dropout2d-like channel scales and ReLU, 2-D with element scales, odd batch sizes
+    // (not a multiple of the work chunk), batch and fixed statistics.
+    for (i, dims) in [vec![11, 3, 4, 5], vec![9, 6], vec![2, 4, 1, 1]].into_iter().enumerate() {
+        let (n, c) = (dims[0], dims[1]);
+        let x = randn(&dims, 10 + i as u64);
+        let gamma = randn(&[c], 20 + i as u64).affine(0.5, 1.0).unwrap();
+        let beta = randn(&[c], 30 + i as u64);
+        let scale: Vec<f64> = (0..n * c).map(|j| if j % 3 == 0 { 0.0 } else { 1.5 }).collect();
+        let fixed = Statistics::Fixed {
+            mean: (0..c).map(|j| 0.1 * j as f64).collect(),
+            var: (0..c).map(|j| 0.5 + j as f64).collect(),
+        };
+        for statistics in [Statistics::Batch, fixed] {
+            for (scale, relu) in [(None, false), (Some(scale.clone()), true), (None, true)] {
+                let spec = BatchNormSpec { statistics: statistics.clone(), eps: 1e-5, scale, relu };
+                let r = randn(&dims, 40 + i as u64);
+                let (fast, gf) = grads(
+                    |t| batch_norm(&t[0], &t[1], &t[2], &spec).unwrap().0,
+                    &[x.clone(), gamma.clone(), beta.clone()],
+                    &r,
+                );
+                let (slow, gs) = grads(
+                    |t| batch_norm_slow(&t[0], &t[1], &t[2], &spec).unwrap().0,
+                    &[x.clone(), gamma.clone(), beta.clone()],
+                    &r,
+                );
+                let case = format!("{dims:?} {spec:?}");
+                assert!(max_abs_diff(&fast, &slow) < 1e-11, "{case}: forward");
+                for (name, (a, b)) in ["x", "γ", "β"].iter().zip(gf.iter().zip(&gs)) {
+                    assert!(max_abs_diff(a, b) < 1e-10, "{case}: ∂{name} off by {}", max_abs_diff(a, b));
+                }
+            }
+        }
+        // The returned batch statistics are the biased mean and variance.
+        let spec = BatchNormSpec { statistics: Statistics::Batch, eps: 1e-5, scale: None, relu: false };
+        let (fast, slow) = (
+            batch_norm(&x, &gamma, &beta, &spec).unwrap().1.unwrap(),
+            batch_norm_slow(&x, &gamma, &beta, &spec).unwrap().1.unwrap(),
+        );
+        assert_eq!(fast.count, slow.count);
+        for (a, b) in fast.mean.iter().chain(&fast.var).zip(slow.mean.iter().chain(&slow.var)) {
+            assert!((a - b).abs() < 1e-12);
+        }
+    }
+}
+
+#[test]
+fn batch_norm_rejects_mismatched_inputs() {
+    let x = randn(&[4, 3, 2, 2], 1);
+    let spec = BatchNormSpec { statistics: Statistics::Batch, eps: 1e-5, scale: Some(vec![1.0; 5]), relu: false };
+    let (g, b) = (randn(&[3], 2), randn(&[3], 3));
+    assert!(batch_norm(&x, &g, &b, &spec).unwrap_err().to_string().contains("N·C"));
+    let spec = BatchNormSpec { scale: None, ..spec };
+    assert!(batch_norm(&x, &randn(&[2], 2), &b, &spec).is_err());
+    assert!(batch_norm(&randn(&[1, 3], 4), &g, &b, &spec).unwrap_err().to_string().contains("> 1 value"));
 }

@@ -70,7 +70,8 @@ fn resume_mid_epoch_matches_an_uninterrupted_run() {
     assert_eq!(resumed.weights_hash, full.weights_hash);
     assert_eq!(resumed.steps, full.steps);
 
-    let from_epoch = train::resume(&dir.path().join("epoch-1.safetensors"), ResumeOverrides::default(), &mut quiet, &never).unwrap();
+    let from_epoch =
+        train::resume(&dir.path().join("epoch-1.safetensors"), ResumeOverrides::default(), &mut quiet, &never).unwrap();
     assert_eq!(from_epoch.weights_hash, full.weights_hash);
 }
 
@@ -134,14 +135,25 @@ fn evaluate_checkpoint_reproduces_the_runs_test_accuracy() {
     let never = AtomicBool::new(false);
     let dir = tempfile::tempdir().unwrap();
     let r = train::train(small(7, Some(dir.path())), &mut quiet, &never).unwrap();
-    let (_, e) = train::evaluate_checkpoint(&dir.path().join("last.safetensors"), &bundled(), goldpan_core::data::Split::Test, Some(100), 1000, "cpu", None).unwrap();
+    let (_, e) = train::evaluate_checkpoint(
+        &dir.path().join("last.safetensors"),
+        &bundled(),
+        goldpan_core::data::Split::Test,
+        Some(100),
+        1000,
+        "cpu",
+        None,
+    )
+    .unwrap();
     assert_eq!(e.count, 100);
     assert_eq!(e.accuracy, r.test_accuracy);
 }
 
 #[test]
 fn shot_networks_have_the_expected_size() {
-    let count = |name: &str| goldpan_core::models::spec(name).unwrap().build(0, &candle_core::Device::Cpu).unwrap().params().count();
+    let count = |name: &str| {
+        goldpan_core::models::spec(name).unwrap().build(0, &candle_core::Device::Cpu).unwrap().params().count()
+    };
     // PyTorch: LeNetBase 25,570 + bottleneck 205,056 + BN1d 512 + wn classifier 2,580.
     assert_eq!(count("lenet-base"), 233_718);
     // DTNBase 1,030,144 + bottleneck 1,048,832 + 512 + 2,580.
@@ -151,7 +163,12 @@ fn shot_networks_have_the_expected_size() {
 #[test]
 fn lenet_base_with_dropout_and_batch_norm_resumes_bit_for_bit() {
     let never = AtomicBool::new(false);
-    let cfg = |out: Option<&Path>| TrainConfig { model: "lenet-base".into(), train_limit: Some(192), test_limit: Some(64), ..small(9, out) };
+    let cfg = |out: Option<&Path>| TrainConfig {
+        model: "lenet-base".into(),
+        train_limit: Some(192),
+        test_limit: Some(64),
+        ..small(9, out)
+    };
     let full = train::train(cfg(None), &mut quiet, &never).unwrap();
     assert_eq!(full.weights_hash, train::train(cfg(None), &mut quiet, &never).unwrap().weights_hash);
     let dir = tempfile::tempdir().unwrap();

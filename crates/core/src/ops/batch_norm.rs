@@ -1,0 +1,370 @@
+//! Batch normalisation over dimension 1 of `x: N×C` or `N×C×H×W`, fused with what follows it
+//! in SHOT's networks: a per-`(n, c)` scale (the keep mask of `Dropout2d`, or of element-wise
+//! dropout when `x` is `N×C`) and an optional ReLU.
+//!
+//! With `μ, σ²` the batch statistics (biased variance) in training or the running ones in
+//! evaluation, `x̂ = (x − μ)/√(σ² + ε)`, `z = γ·x̂ + β`, `y = relu(s ⊙ z)` (or `s ⊙ z`), and
+//! `M = N·H·W` values per channel, the backward pass is, with `g = ∂y ⊙ s ⊙ [y > 0]`:
+//! `∂β = Σ g`, `∂γ = Σ g·x̂`, and `∂x = γ/√(σ²+ε) · (g − Σg/M − x̂·Σ(g·x̂)/M)` with batch
+//! statistics, `∂x = γ/√(σ²+ε) · g` with running ones (they are constants).
+//!
+//! candle composes the same layer from a dozen broadcast and reduction ops, each allocating a
+//! full-size tensor; here it is two passes forward and two backward. Statistics are summed in
+//! `f64`, per chunk of images, chunk partials in order: bit-identical for any thread count.
+//!
+//! ```
+//! use candle_core::{Device, Tensor};
+//! use goldpan_core::ops::{batch_norm, batch_norm_slow, BatchNormSpec, Statistics};
+//! let x = Tensor::randn(0f64, 1.0, (4, 3, 5, 5), &Device::Cpu).unwrap();
+//! let (g, b) = (Tensor::randn(1f64, 0.1, 3, &Device::Cpu).unwrap(), Tensor::zeros(3, x.dtype(), &Device::Cpu).unwrap());
+//! let spec = BatchNormSpec { statistics: Statistics::Batch, eps: 1e-5, scale: None, relu: true };
+//! let (fast, stats) = batch_norm(&x, &g, &b, &spec).unwrap();
+//! let (slow, _) = batch_norm_slow(&x, &g, &b, &spec).unwrap();
+//! let d = (fast - slow).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap();
+//! assert!(d < 1e-12 && stats.unwrap().mean.len() == 3);
+//! ```
+use super::{parallel, slice, Real, CHUNK};
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, WithDType};
+use std::sync::{Arc, Mutex};
+
+/// Which mean and variance normalise.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Statistics {
+    /// The batch's own (training); they are returned so the caller can update running ones.
+    Batch,
+    /// Given per-channel values (evaluation: the running statistics).
+    Fixed { mean: Vec<f64>, var: Vec<f64> },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchNormSpec {
+    pub statistics: Statistics,
+    pub eps: f64,
+    /// `N·C` factors applied after the affine map, row-major `(n, c)`; `None` = all ones.
+    pub scale: Option<Vec<f64>>,
+    pub relu: bool,
+}
+
+/// Per-channel mean and biased variance of a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchStatistics {
+    pub mean: Vec<f64>,
+    pub var: Vec<f64>,
+    /// Values per channel (`N·H·W`), for the unbiased running-variance update.
+    pub count: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Dims {
+    n: usize,
+    c: usize,
+    /// Values per `(n, c)`: `H·W`, or 1 for `N×C`.
+    l: usize,
+}
+
+impl Dims {
+    fn new(dims: &[usize]) -> Result<Self> {
+        match dims {
+            &[n, c] => Ok(Self { n, c, l: 1 }),
+            &[n, c, h, w] => Ok(Self { n, c, l: h * w }),
+            _ => candle_core::bail!("batch_norm: expected N×C or N×C×H×W input, got {dims:?}"),
+        }
+    }
+
+    fn chunks(&self) -> usize {
+        self.n.div_ceil(CHUNK)
+    }
+
+    fn images(&self, chunk: usize) -> std::ops::Range<usize> {
+        chunk * CHUNK..((chunk + 1) * CHUNK).min(self.n)
+    }
+}
+
+/// Per channel, `Σ f(n, c, row)` over the `(n, c)` rows of `H·W` values, in chunks of images
+/// added in chunk order; `f` returns `K` sums at once (so one pass can produce several).
+fn channel_sums<const K: usize>(d: Dims, f: impl Fn(usize, usize, usize) -> [f64; K] + Sync) -> [Vec<f64>; K] {
+    let partials = parallel::map(d.chunks(), |chunk| {
+        let mut acc = vec![0f64; K * d.c];
+        for n in d.images(chunk) {
+            for c in 0..d.c {
+                let sums = f(n, c, (n * d.c + c) * d.l);
+                for (k, v) in sums.into_iter().enumerate() {
+                    acc[k * d.c + c] += v;
+                }
+            }
+        }
+        acc
+    });
+    let total = parallel::sum_in_order(&partials);
+    std::array::from_fn(|k| total[k * d.c..(k + 1) * d.c].to_vec())
+}
+
+/// `Σ f(v)` over a row in `f64`, eight interleaved accumulators so that it vectorises (the
+/// order is fixed, so the result is still deterministic).
+fn row_sum<T: Real>(row: &[T], f: impl Fn(f64) -> f64) -> f64 {
+    let mut acc = [0f64; 8];
+    let mut chunks = row.chunks_exact(8);
+    for c in &mut chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a += f(to_f64(v));
+        }
+    }
+    let tail: f64 = chunks.remainder().iter().map(|&v| f(to_f64(v))).sum();
+    acc.iter().sum::<f64>() + tail
+}
+
+/// Mean and `1/√(σ²+ε)` per channel, and the batch statistics when they were computed here.
+fn normalisation<T: Real>(d: Dims, x: &[T], spec: &BatchNormSpec) -> (Vec<f64>, Vec<f64>, Option<BatchStatistics>) {
+    let (mean, var, batch) = match &spec.statistics {
+        Statistics::Fixed { mean, var } => (mean.clone(), var.clone(), false),
+        Statistics::Batch => {
+            let m = (d.n * d.l) as f64;
+            let [sum] = channel_sums(d, |_, _, i| [row_sum(&x[i..i + d.l], |v| v)]);
+            let mean: Vec<f64> = sum.iter().map(|s| s / m).collect();
+            let [sq] = channel_sums(d, |_, c, i| [row_sum(&x[i..i + d.l], |v| (v - mean[c]) * (v - mean[c]))]);
+            let var = sq.iter().map(|s| s / m).collect();
+            (mean, var, true)
+        }
+    };
+    let inv_std: Vec<f64> = var.iter().map(|v| 1.0 / (v + spec.eps).sqrt()).collect();
+    let stats = batch.then(|| BatchStatistics { mean: mean.clone(), var, count: d.n * d.l });
+    (mean, inv_std, stats)
+}
+
+fn to_f64<T: Real>(v: T) -> f64 {
+    WithDType::to_f64(v)
+}
+
+fn from_f64<T: Real>(v: f64) -> T {
+    <T as WithDType>::from_f64(v)
+}
+
+fn scale_of(spec: &BatchNormSpec, n: usize, c: usize, channels: usize) -> f64 {
+    spec.scale.as_ref().map_or(1.0, |s| s[n * channels + c])
+}
+
+/// The op; it keeps the normalisation it used for its backward pass and for the caller.
+struct BatchNormOp {
+    spec: BatchNormSpec,
+    /// `(mean, 1/√(σ²+ε), batch statistics)` of the last forward pass.
+    used: Mutex<Option<(Vec<f64>, Vec<f64>, Option<BatchStatistics>)>>,
+}
+
+impl BatchNormOp {
+    fn forward<T: Real>(&self, d: Dims, x: &[T], gamma: &[T], beta: &[T]) -> Vec<T> {
+        let (mean, inv_std, stats) = normalisation(d, x, &self.spec);
+        // y = s·(a·x + b) per channel, a = γ/σ, b = β − μ·a.
+        let a: Vec<f64> = (0..d.c).map(|c| to_f64(gamma[c]) * inv_std[c]).collect();
+        let b: Vec<f64> = (0..d.c).map(|c| to_f64(beta[c]) - mean[c] * a[c]).collect();
+        let mut y = vec![T::zero(); x.len()];
+        parallel::for_each_piece(&mut y, CHUNK * d.c * d.l, |chunk, ys| {
+            for (j, row) in ys.chunks_mut(d.l).enumerate() {
+                let nc = chunk * CHUNK * d.c + j;
+                let (n, c) = (nc / d.c, nc % d.c);
+                let s = scale_of(&self.spec, n, c, d.c);
+                let (sa, sb) = (from_f64::<T>(s * a[c]), from_f64::<T>(s * b[c]));
+                for (v, &xv) in row.iter_mut().zip(&x[nc * d.l..(nc + 1) * d.l]) {
+                    let z = xv * sa + sb;
+                    *v = if self.spec.relu && !(z > T::zero()) { T::zero() } else { z };
+                }
+            }
+        });
+        *self.used.lock().expect("not poisoned") = Some((mean, inv_std, stats));
+        y
+    }
+
+    /// `[∂x flattened, ∂γ, ∂β]`.
+    fn backward<T: Real>(&self, d: Dims, x: &[T], gamma: &[T], y: &[T], dy: &[T]) -> Result<Vec<T>> {
+        let guard = self.used.lock().expect("not poisoned");
+        let Some((mean, inv_std, _)) = guard.as_ref() else {
+            candle_core::bail!("batch_norm: backward before forward")
+        };
+        let spec = &self.spec;
+        // g = ∂y·s·[y > 0] for the (n, c) row starting at i, as f64.
+        let g = |n: usize, c: usize, i: usize, out: &mut Vec<f64>| {
+            let s = scale_of(spec, n, c, d.c);
+            out.clear();
+            out.extend((i..i + d.l).map(|i| if spec.relu && !(y[i] > T::zero()) { 0.0 } else { to_f64(dy[i]) * s }));
+        };
+        let [sum_g, sum_gx] = channel_sums(d, |n, c, i| {
+            let mut gs = Vec::with_capacity(d.l);
+            g(n, c, i, &mut gs);
+            let (mut a, mut b) = (0.0, 0.0);
+            for (&gi, &xv) in gs.iter().zip(&x[i..i + d.l]) {
+                a += gi;
+                b += gi * (to_f64(xv) - mean[c]);
+            }
+            [a, b * inv_std[c]]
+        });
+        let batch = matches!(spec.statistics, Statistics::Batch);
+        let m = (d.n * d.l) as f64;
+        let mut out = vec![T::zero(); x.len() + 2 * d.c];
+        let (dx, dgb) = out.split_at_mut(x.len());
+        parallel::for_each_piece(dx, CHUNK * d.c * d.l, |chunk, dxs| {
+            let mut gs = Vec::with_capacity(d.l);
+            for (j, row) in dxs.chunks_mut(d.l).enumerate() {
+                let nc = chunk * CHUNK * d.c + j;
+                let (n, c) = (nc / d.c, nc % d.c);
+                g(n, c, nc * d.l, &mut gs);
+                let k = to_f64(gamma[c]) * inv_std[c];
+                let (mg, mgx) = if batch { (sum_g[c] / m, sum_gx[c] / m) } else { (0.0, 0.0) };
+                for ((v, &gi), &xv) in row.iter_mut().zip(&gs).zip(&x[nc * d.l..]) {
+                    let xhat = (to_f64(xv) - mean[c]) * inv_std[c];
+                    *v = from_f64(k * (gi - mg - xhat * mgx));
+                }
+            }
+        });
+        for c in 0..d.c {
+            dgb[c] = from_f64(sum_gx[c]);
+            dgb[d.c + c] = from_f64(sum_g[c]);
+        }
+        Ok(out)
+    }
+}
+
+/// The forward op handed to candle; the `Arc` is shared with the caller and the backward op.
+#[derive(Clone)]
+struct Forward(Arc<BatchNormOp>);
+
+impl CustomOp3 for Forward {
+    fn name(&self) -> &'static str {
+        "goldpan-batch-norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        gs: &CpuStorage,
+        gl: &Layout,
+        bs: &CpuStorage,
+        bl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let d = Dims::new(xl.dims())?;
+        check_channels(d, gl, bl, &self.0.spec)?;
+        by_dtype!(xs, |T| {
+            let y = self.0.forward::<T>(d, slice(xs, xl)?, slice(gs, gl)?, slice(bs, bl)?);
+            Ok((T::to_cpu_storage_owned(y), xl.shape().clone()))
+        })
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        gamma: &Tensor,
+        _beta: &Tensor,
+        y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let all = x.apply_op3_no_bwd(y, &dy.contiguous()?, &Backward { op: self.0.clone(), gamma: gamma.clone() })?;
+        let (len, c) = (x.elem_count(), gamma.elem_count());
+        let dx = all.narrow(0, 0, len)?.reshape(x.shape())?;
+        Ok((Some(dx), Some(all.narrow(0, len, c)?), Some(all.narrow(0, len + c, c)?)))
+    }
+}
+
+/// `(x, y, ∂y) → [∂x, ∂γ, ∂β]`; γ travels in the op (it is tiny) to keep three tensor inputs.
+struct Backward {
+    op: Arc<BatchNormOp>,
+    gamma: Tensor,
+}
+
+impl CustomOp3 for Backward {
+    fn name(&self) -> &'static str {
+        "goldpan-batch-norm-backward"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ys: &CpuStorage,
+        yl: &Layout,
+        ds: &CpuStorage,
+        dl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let d = Dims::new(xl.dims())?;
+        by_dtype!(xs, |T| {
+            let gamma = self.gamma.flatten_all()?.to_vec1::<T>()?;
+            let out = self.op.backward::<T>(d, slice(xs, xl)?, &gamma, slice(ys, yl)?, slice(ds, dl)?)?;
+            let len = out.len();
+            Ok((T::to_cpu_storage_owned(out), Shape::from(len)))
+        })
+    }
+}
+
+fn check_channels(d: Dims, gl: &Layout, bl: &Layout, spec: &BatchNormSpec) -> Result<()> {
+    let fixed_ok = match &spec.statistics {
+        Statistics::Fixed { mean, var } => mean.len() == d.c && var.len() == d.c,
+        Statistics::Batch => d.n * d.l > 1,
+    };
+    if gl.shape().elem_count() != d.c || bl.shape().elem_count() != d.c || !fixed_ok {
+        candle_core::bail!(
+            "batch_norm: {} channels, but γ {:?}, β {:?} (batch statistics need > 1 value per channel)",
+            d.c,
+            gl.dims(),
+            bl.dims()
+        )
+    }
+    if spec.scale.as_ref().is_some_and(|s| s.len() != d.n * d.c) {
+        candle_core::bail!("batch_norm: scale needs N·C = {} values", d.n * d.c)
+    }
+    Ok(())
+}
+
+/// Batch norm (+ scale, + ReLU); the fused kernel on CPU, [`batch_norm_slow`] elsewhere.
+/// Returns the batch statistics when `spec.statistics` is [`Statistics::Batch`].
+pub fn batch_norm(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    spec: &BatchNormSpec,
+) -> Result<(Tensor, Option<BatchStatistics>)> {
+    if !x.device().is_cpu() {
+        return batch_norm_slow(x, gamma, beta, spec);
+    }
+    let op = Arc::new(BatchNormOp { spec: spec.clone(), used: Mutex::new(None) });
+    let y = x.contiguous()?.apply_op3(&gamma.contiguous()?, &beta.contiguous()?, Forward(op.clone()))?;
+    let stats = op.used.lock().expect("not poisoned").as_ref().and_then(|u| u.2.clone());
+    Ok((y, stats))
+}
+
+/// The reference, from candle primitives.
+pub fn batch_norm_slow(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    spec: &BatchNormSpec,
+) -> Result<(Tensor, Option<BatchStatistics>)> {
+    let d = Dims::new(x.dims())?;
+    let mut shape = vec![1, d.c];
+    shape.resize(x.rank(), 1);
+    let (mean, var, stats) = match &spec.statistics {
+        Statistics::Batch => {
+            let dims: Vec<usize> = (0..x.rank()).filter(|&i| i != 1).collect();
+            let mean = x.mean_keepdim(dims.as_slice())?;
+            let var = x.broadcast_sub(&mean)?.sqr()?.mean_keepdim(dims.as_slice())?;
+            let as_vec = |t: &Tensor| t.flatten_all()?.to_dtype(candle_core::DType::F64)?.to_vec1::<f64>();
+            let stats = BatchStatistics { mean: as_vec(&mean)?, var: as_vec(&var)?, count: d.n * d.l };
+            (mean, var, Some(stats))
+        }
+        Statistics::Fixed { mean, var } => {
+            let t =
+                |v: &Vec<f64>| Tensor::new(v.as_slice(), x.device())?.to_dtype(x.dtype())?.reshape(shape.as_slice());
+            (t(mean)?, t(var)?, None)
+        }
+    };
+    let xhat = x.broadcast_sub(&mean)?.broadcast_div(&(var + spec.eps)?.sqrt()?)?;
+    let mut y =
+        xhat.broadcast_mul(&gamma.reshape(shape.as_slice())?)?.broadcast_add(&beta.reshape(shape.as_slice())?)?;
+    if let Some(s) = &spec.scale {
+        let mut sshape = vec![d.n, d.c];
+        sshape.resize(x.rank(), 1);
+        y = y.broadcast_mul(&Tensor::new(s.as_slice(), x.device())?.to_dtype(x.dtype())?.reshape(sshape)?)?;
+    }
+    if spec.relu {
+        y = y.relu()?;
+    }
+    Ok((y, stats))
+}
