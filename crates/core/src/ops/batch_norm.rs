@@ -100,18 +100,44 @@ fn channel_sums<const K: usize>(d: Dims, f: impl Fn(usize, usize, usize) -> [f64
     std::array::from_fn(|k| total[k * d.c..(k + 1) * d.c].to_vec())
 }
 
-/// `Σ f(v)` over a row in `f64`, eight interleaved accumulators so that it vectorises (the
-/// order is fixed, so the result is still deterministic).
-fn row_sum<T: Real>(row: &[T], f: impl Fn(f64) -> f64) -> f64 {
-    let mut acc = [0f64; 8];
+/// `Σ f(v)` over a row, in eight interleaved accumulators of `T` (vectorised, in a fixed
+/// order) whose total is taken in `f64`.
+fn row_sum<T: Real>(row: &[T], f: impl Fn(T) -> T) -> f64 {
+    let mut acc = [T::zero(); 8];
     let mut chunks = row.chunks_exact(8);
     for c in &mut chunks {
         for (a, &v) in acc.iter_mut().zip(c) {
-            *a += f(to_f64(v));
+            *a = *a + f(v);
         }
     }
-    let tail: f64 = chunks.remainder().iter().map(|&v| f(to_f64(v))).sum();
-    acc.iter().sum::<f64>() + tail
+    let tail: f64 = chunks.remainder().iter().map(|&v| to_f64(f(v))).sum();
+    acc.iter().map(|&a| to_f64(a)).sum::<f64>() + tail
+}
+
+/// `(Σ g, Σ g·(x − μ))` over one `(n, c)` row, `g = ∂y·s·[y > 0]`, in eight interleaved
+/// accumulators (vectorised, in a fixed order) whose total is taken in `f64`.
+fn grad_sums<T: Real>(x: &[T], y: &[T], dy: &[T], s: T, mu: T, relu: bool) -> (f64, f64) {
+    let (mut a, mut b) = ([T::zero(); 8], [T::zero(); 8]);
+    let g = |yv: T, dyv: T| if relu && !(yv > T::zero()) { T::zero() } else { dyv * s };
+    let whole = x.len() / 8 * 8;
+    for i in (0..whole).step_by(8) {
+        for k in 0..8 {
+            let gi = g(y[i + k], dy[i + k]);
+            a[k] = a[k] + gi;
+            b[k] = b[k] + gi * (x[i + k] - mu);
+        }
+    }
+    let (mut sa, mut sb) = (0f64, 0f64);
+    for k in 0..8 {
+        sa += to_f64(a[k]);
+        sb += to_f64(b[k]);
+    }
+    for i in whole..x.len() {
+        let gi = g(y[i], dy[i]);
+        sa += to_f64(gi);
+        sb += to_f64(gi * (x[i] - mu));
+    }
+    (sa, sb)
 }
 
 /// Mean and `1/√(σ²+ε)` per channel, and the batch statistics when they were computed here.
@@ -122,7 +148,10 @@ fn normalisation<T: Real>(d: Dims, x: &[T], spec: &BatchNormSpec) -> (Vec<f64>, 
             let m = (d.n * d.l) as f64;
             let [sum] = channel_sums(d, |_, _, i| [row_sum(&x[i..i + d.l], |v| v)]);
             let mean: Vec<f64> = sum.iter().map(|s| s / m).collect();
-            let [sq] = channel_sums(d, |_, c, i| [row_sum(&x[i..i + d.l], |v| (v - mean[c]) * (v - mean[c]))]);
+            let [sq] = channel_sums(d, |_, c, i| {
+                let mu = from_f64::<T>(mean[c]);
+                [row_sum(&x[i..i + d.l], |v| (v - mu) * (v - mu))]
+            });
             let var = sq.iter().map(|s| s / m).collect();
             (mean, var, true)
         }
@@ -181,20 +210,14 @@ impl BatchNormOp {
             candle_core::bail!("batch_norm: backward before forward")
         };
         let spec = &self.spec;
-        // g = ∂y·s·[y > 0] for the (n, c) row starting at i, as f64.
-        let g = |n: usize, c: usize, i: usize, out: &mut Vec<f64>| {
-            let s = scale_of(spec, n, c, d.c);
-            out.clear();
-            out.extend((i..i + d.l).map(|i| if spec.relu && !(y[i] > T::zero()) { 0.0 } else { to_f64(dy[i]) * s }));
+        let row = |n: usize, c: usize| {
+            let i = (n * d.c + c) * d.l;
+            let s = from_f64::<T>(scale_of(spec, n, c, d.c));
+            (i..i + d.l, s, from_f64::<T>(mean[c]))
         };
-        let [sum_g, sum_gx] = channel_sums(d, |n, c, i| {
-            let mut gs = Vec::with_capacity(d.l);
-            g(n, c, i, &mut gs);
-            let (mut a, mut b) = (0.0, 0.0);
-            for (&gi, &xv) in gs.iter().zip(&x[i..i + d.l]) {
-                a += gi;
-                b += gi * (to_f64(xv) - mean[c]);
-            }
+        let [sum_g, sum_gx] = channel_sums(d, |n, c, _| {
+            let (r, s, mu) = row(n, c);
+            let (a, b) = grad_sums(&x[r.clone()], &y[r.clone()], &dy[r], s, mu, spec.relu);
             [a, b * inv_std[c]]
         });
         let batch = matches!(spec.statistics, Statistics::Batch);
@@ -202,16 +225,17 @@ impl BatchNormOp {
         let mut out = vec![T::zero(); x.len() + 2 * d.c];
         let (dx, dgb) = out.split_at_mut(x.len());
         parallel::for_each_piece(dx, CHUNK * d.c * d.l, |chunk, dxs| {
-            let mut gs = Vec::with_capacity(d.l);
-            for (j, row) in dxs.chunks_mut(d.l).enumerate() {
+            for (j, dx) in dxs.chunks_mut(d.l).enumerate() {
                 let nc = chunk * CHUNK * d.c + j;
-                let (n, c) = (nc / d.c, nc % d.c);
-                g(n, c, nc * d.l, &mut gs);
+                let (r, s, mu) = row(nc / d.c, nc % d.c);
+                let c = nc % d.c;
+                // ∂x = k·g + (x − μ)·k₂ + k₀ with k = γ/σ, k₂ = −k·Σ(g·x̂)/(Mσ), k₀ = −k·Σg/M.
                 let k = to_f64(gamma[c]) * inv_std[c];
-                let (mg, mgx) = if batch { (sum_g[c] / m, sum_gx[c] / m) } else { (0.0, 0.0) };
-                for ((v, &gi), &xv) in row.iter_mut().zip(&gs).zip(&x[nc * d.l..]) {
-                    let xhat = (to_f64(xv) - mean[c]) * inv_std[c];
-                    *v = from_f64(k * (gi - mg - xhat * mgx));
+                let (k2, k0) = if batch { (-k * inv_std[c] * sum_gx[c] / m, -k * sum_g[c] / m) } else { (0.0, 0.0) };
+                let (k, k2, k0) = (from_f64::<T>(k), from_f64::<T>(k2), from_f64::<T>(k0));
+                for ((v, (&xv, &yv)), &dyv) in dx.iter_mut().zip(x[r.clone()].iter().zip(&y[r.clone()])).zip(&dy[r]) {
+                    let g = if spec.relu && !(yv > T::zero()) { T::zero() } else { dyv * s };
+                    *v = k * g + (xv - mu) * k2 + k0;
                 }
             }
         });

@@ -79,73 +79,156 @@ impl Geometry {
     fn out_image(&self) -> usize {
         self.o * self.pixels()
     }
+}
 
-    /// The outputs `j0..j1` (of `out`) whose input `j·s + kj − p` lies inside `0..size`.
-    fn inside(&self, kj: usize, size: usize, out: usize) -> (usize, usize) {
-        let j0 = self.pad.saturating_sub(kj).div_ceil(self.stride).min(out);
-        let j1 = if size + self.pad > kj { ((size - 1 + self.pad - kj) / self.stride + 1).min(out) } else { 0 };
-        (j0, j1.max(j0))
+/// The zero-padded image split into `s × s` phase planes (`s` the stride):
+/// `phases[c][a][b][u][v] = x[c, u·s + a − p, v·s + b − p]`, zero outside the image. Kernel
+/// offset `(ki, kj)` then reads plane `(ki mod s, kj mod s)` from `(i + ki/s, j + kj/s)`: a
+/// contiguous run of `OW` values per output row, with no bounds checks and no strided loads.
+#[derive(Debug, Clone)]
+struct Phases {
+    /// Rows and columns of one plane.
+    hq: usize,
+    wq: usize,
+    /// The runs of one channel, precomputed: see [`Phases::runs`].
+    runs: Vec<Run>,
+}
+
+/// Input row `si`, columns `sj0, sj0 + s, …` fill phase values `at + v0 .. at + v1`.
+#[derive(Debug, Clone)]
+struct Run {
+    at: usize,
+    si: usize,
+    v: std::ops::Range<usize>,
+    sj0: usize,
+}
+
+impl Phases {
+    fn new(g: &Geometry) -> Self {
+        let mut q =
+            Self { hq: (g.h + 2 * g.pad).div_ceil(g.stride), wq: (g.w + 2 * g.pad).div_ceil(g.stride), runs: vec![] };
+        q.runs = q.runs(g);
+        q
     }
 
-    /// For kernel offset `ki` and output row/column `i`, the input index, if inside the image.
-    fn src(&self, i: usize, ki: usize, size: usize) -> Option<usize> {
-        (i * self.stride + ki).checked_sub(self.pad).filter(|&s| s < size)
+    fn plane(&self) -> usize {
+        self.hq * self.wq
+    }
+
+    /// Values per image: `C · s² · hq · wq`.
+    fn len(&self, g: &Geometry) -> usize {
+        g.c * g.stride * g.stride * self.plane()
+    }
+
+    /// Start of the run that kernel row `(c, ki, kj)` reads for output row `i`.
+    fn run(&self, g: &Geometry, c: usize, ki: usize, kj: usize, i: usize) -> usize {
+        let s = g.stride;
+        let plane = (c * s + ki % s) * s + kj % s;
+        plane * self.plane() + (i + ki / s) * self.wq + kj / s
+    }
+
+    /// Where each input row's pixels go in the phase planes of its channel.
+    fn runs(&self, g: &Geometry) -> Vec<Run> {
+        let s = g.stride;
+        let mut runs = Vec::new();
+        for a in 0..s {
+            for u in 0..self.hq {
+                let Some(si) = (u * s + a).checked_sub(g.pad).filter(|&si| si < g.h) else { continue };
+                for b in 0..s {
+                    let v0 = g.pad.saturating_sub(b).div_ceil(s);
+                    let v1 = (g.w + g.pad).saturating_sub(b).div_ceil(s).min(self.wq);
+                    if v0 < v1 {
+                        runs.push(Run {
+                            at: (a * s + b) * self.plane() + u * self.wq,
+                            si,
+                            v: v0..v1,
+                            sj0: v0 * s + b - g.pad,
+                        });
+                    }
+                }
+            }
+        }
+        runs
     }
 }
 
-/// `col[(c,ki,kj), (i,j)] = x[c, i·s+ki−p, j·s+kj−p]`, zero outside the image; rows of `col`
-/// are `ld` apart, so that the columns of several images sit side by side.
-fn im2col<T: Float>(g: &Geometry, x: &[T], col: &mut [T], ld: usize) {
-    let l = g.pixels();
+/// `dst = src` for short runs: eight values at a time through fixed-size copies, which
+/// compile to vector moves rather than a `memcpy` call per run.
+#[inline(always)]
+fn copy_run<T: Copy>(dst: &mut [T], src: &[T]) {
+    let mut d = dst.chunks_exact_mut(8);
+    let mut s = src.chunks_exact(8);
+    for (d, s) in (&mut d).zip(&mut s) {
+        d.copy_from_slice(s);
+    }
+    for (d, s) in d.into_remainder().iter_mut().zip(s.remainder()) {
+        *d = *s;
+    }
+}
+
+/// `dst += src` for short runs.
+#[inline(always)]
+fn add_run<T: Float>(dst: &mut [T], src: &[T]) {
+    for (d, &s) in dst.iter_mut().zip(src) {
+        *d = *d + s;
+    }
+}
+
+/// Fills `phases` (length [`Phases::len`]) from one image.
+fn to_phases<T: Float>(g: &Geometry, q: &Phases, x: &[T], phases: &mut [T]) {
+    let per_channel = g.stride * g.stride * q.plane();
+    if g.pad > 0 || g.stride > 1 {
+        phases.fill(T::zero());
+    }
     for c in 0..g.c {
-        let plane = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
+        let (src, dst) = (&x[c * g.h * g.w..][..g.h * g.w], &mut phases[c * per_channel..][..per_channel]);
+        for r in &q.runs {
+            let row = &src[r.si * g.w + r.sj0..(r.si + 1) * g.w];
+            for (d, &v) in dst[r.at + r.v.start..r.at + r.v.end].iter_mut().zip(row.iter().step_by(g.stride)) {
+                *d = v;
+            }
+        }
+    }
+}
+
+/// The adjoint of [`to_phases`]: adds each image pixel's phase value into `x`.
+fn from_phases_add<T: Float>(g: &Geometry, q: &Phases, phases: &[T], x: &mut [T]) {
+    let per_channel = g.stride * g.stride * q.plane();
+    for c in 0..g.c {
+        let (src, dst) = (&phases[c * per_channel..][..per_channel], &mut x[c * g.h * g.w..][..g.h * g.w]);
+        for r in &q.runs {
+            let row = &mut dst[r.si * g.w + r.sj0..(r.si + 1) * g.w];
+            for (d, &v) in row.iter_mut().step_by(g.stride).zip(&src[r.at + r.v.start..r.at + r.v.end]) {
+                *d = *d + v;
+            }
+        }
+    }
+}
+
+/// `col[(c,ki,kj), (i,j)] = x[c, i·s+ki−p, j·s+kj−p]`, zero outside the image, read from the
+/// image's phase planes; rows of `col` are `ld` apart, so that the columns of several images
+/// sit side by side.
+fn im2col<T: Float>(g: &Geometry, q: &Phases, phases: &[T], col: &mut [T], ld: usize) {
+    for c in 0..g.c {
         for ki in 0..g.k {
             for kj in 0..g.k {
-                let row = &mut col[((c * g.k + ki) * g.k + kj) * ld..][..l];
-                let (j0, j1) = g.inside(kj, g.w, g.ow);
-                for i in 0..g.oh {
-                    let out = &mut row[i * g.ow..(i + 1) * g.ow];
-                    let Some(si) = g.src(i, ki, g.h) else {
-                        out.fill(T::zero());
-                        continue;
-                    };
-                    let src = &plane[si * g.w..(si + 1) * g.w];
-                    out[..j0].fill(T::zero());
-                    out[j1..].fill(T::zero());
-                    if j0 == j1 {
-                        continue;
-                    }
-                    let first = j0 * g.stride + kj - g.pad;
-                    if g.stride == 1 {
-                        out[j0..j1].copy_from_slice(&src[first..first + j1 - j0]);
-                    } else {
-                        for (v, &s) in out[j0..j1].iter_mut().zip(src[first..].iter().step_by(g.stride)) {
-                            *v = s;
-                        }
-                    }
+                let row = &mut col[((c * g.k + ki) * g.k + kj) * ld..][..g.pixels()];
+                for (i, out) in row.chunks_exact_mut(g.ow).enumerate() {
+                    copy_run(out, &phases[q.run(g, c, ki, kj, i)..][..g.ow]);
                 }
             }
         }
     }
 }
 
-/// The adjoint of [`im2col`]: adds each `col` entry into the input position it came from.
-fn col2im_add<T: Float>(g: &Geometry, col: &[T], ld: usize, x: &mut [T]) {
-    let l = g.pixels();
+/// The adjoint of [`im2col`]: adds each `col` entry into the phase position it came from.
+fn col2im_add<T: Float>(g: &Geometry, q: &Phases, col: &[T], ld: usize, phases: &mut [T]) {
     for c in 0..g.c {
-        let plane = &mut x[c * g.h * g.w..(c + 1) * g.h * g.w];
         for ki in 0..g.k {
             for kj in 0..g.k {
-                let row = &col[((c * g.k + ki) * g.k + kj) * ld..][..l];
-                let (j0, j1) = g.inside(kj, g.w, g.ow);
-                for i in 0..g.oh {
-                    let Some(si) = g.src(i, ki, g.h).filter(|_| j0 < j1) else { continue };
-                    let dst = &mut plane[si * g.w..(si + 1) * g.w];
-                    let src = &row[i * g.ow + j0..i * g.ow + j1];
-                    let first = j0 * g.stride + kj - g.pad;
-                    for (d, &s) in dst[first..].iter_mut().step_by(g.stride).zip(src) {
-                        *d = *d + s;
-                    }
+                let row = &col[((c * g.k + ki) * g.k + kj) * ld..][..g.pixels()];
+                for (i, src) in row.chunks_exact(g.ow).enumerate() {
+                    add_run(&mut phases[q.run(g, c, ki, kj, i)..][..g.ow], src);
                 }
             }
         }
@@ -153,11 +236,14 @@ fn col2im_add<T: Float>(g: &Geometry, col: &[T], ld: usize, x: &mut [T]) {
 }
 
 /// The im2col matrix of images `lo..hi`, side by side: `(C·K·K) × ((hi−lo)·OH·OW)`.
-fn im2col_chunk<T: Float>(g: &Geometry, x: &[T], (lo, hi): (usize, usize), col: &mut Vec<T>) {
-    let (l, ld) = (g.pixels(), (hi - lo) * g.pixels());
+fn im2col_chunk<T: Real>(g: &Geometry, x: &[T], (lo, hi): (usize, usize), col: &mut Vec<T>) {
+    let (l, ld, q) = (g.pixels(), (hi - lo) * g.pixels(), Phases::new(g));
     col.resize(g.rows() * ld, T::zero());
+    let mut phases = Scratch::take();
+    phases.resize(q.len(g), T::zero());
     for n in lo..hi {
-        im2col(g, &x[n * g.image()..(n + 1) * g.image()], &mut col[(n - lo) * l..], ld);
+        to_phases(g, &q, &x[n * g.image()..(n + 1) * g.image()], &mut phases);
+        im2col(g, &q, &phases, &mut col[(n - lo) * l..], ld);
     }
 }
 
@@ -208,8 +294,12 @@ fn grad_input<T: Real>(g: &Geometry, dy: &[T], w: &[T]) -> Vec<T> {
         dcol.resize(g.rows() * ld, T::zero());
         gather_channels(g, dy, (lo, hi), &mut dyc);
         matmul(g.rows(), ld, g.o, &mut dcol, false, w, 1, g.rows(), &dyc, ld, 1);
+        let (q, mut phases) = (Phases::new(g), Scratch::take());
         for (i, dx) in dxs.chunks_mut(g.image()).enumerate() {
-            col2im_add(g, &dcol[i * l..], ld, dx);
+            phases.clear();
+            phases.resize(q.len(g), T::zero());
+            col2im_add(g, &q, &dcol[i * l..], ld, &mut phases);
+            from_phases_add(g, &q, &phases, dx);
         }
     });
     dx

@@ -69,27 +69,72 @@ fn activate<T: Float>(v: T, relu: bool) -> T {
     }
 }
 
+/// `max(a, b)`, `a` on ties (and when `b` is NaN).
+#[inline(always)]
+fn max2<T: Float>(a: T, b: T) -> T {
+    if b > a {
+        b
+    } else {
+        a
+    }
+}
+
 fn forward<T: Float + Send + Sync>(x: &[T], (h, w): (usize, usize), k: usize, relu: bool) -> Vec<T> {
-    let out = (h / k) * (w / k);
+    let (oh, ow) = (h / k, w / k);
+    let out = oh * ow;
     let mut y = vec![T::zero(); x.len() / (h * w) * out];
     parallel::for_each_piece(&mut y, PLANES * out, |i, ys| {
         for (y, plane) in ys.chunks_mut(out).zip(x[i * PLANES * h * w..].chunks(h * w)) {
-            for_each_window(plane, (h, w), k, |o, at| y[o] = activate(plane[at], relu));
+            if k == 2 {
+                // Branch-free over a row pair, so that it vectorises; the value of the max does
+                // not depend on which tied element is "first".
+                for (yr, rows) in y.chunks_exact_mut(ow).zip(plane.chunks_exact(2 * w)) {
+                    let (r0, r1) = rows.split_at(w);
+                    for (j, v) in yr.iter_mut().enumerate() {
+                        let m = max2(max2(r0[2 * j], r0[2 * j + 1]), max2(r1[2 * j], r1[2 * j + 1]));
+                        *v = activate(m, relu);
+                    }
+                }
+            } else {
+                for_each_window(plane, (h, w), k, |o, at| y[o] = activate(plane[at], relu));
+            }
         }
     });
     y
 }
 
 fn backward<T: Float + Send + Sync>(x: &[T], dy: &[T], (h, w): (usize, usize), k: usize, relu: bool) -> Vec<T> {
-    let out = (h / k) * (w / k);
+    let (oh, ow) = (h / k, w / k);
+    let out = oh * ow;
     let mut dx = vec![T::zero(); x.len()];
     parallel::for_each_piece(&mut dx, PLANES * h * w, |i, dxs| {
         let (xs, dys) = (&x[i * PLANES * h * w..], &dy[i * PLANES * out..]);
         for ((dplane, plane), dout) in dxs.chunks_mut(h * w).zip(xs.chunks(h * w)).zip(dys.chunks(out)) {
-            // The ReLU passes the gradient where the pooled value is positive (candle's rule).
-            for_each_window(plane, (h, w), k, |o, at| {
-                dplane[at] = if relu && !(plane[at] > T::zero()) { T::zero() } else { dout[o] }
-            });
+            if k == 2 {
+                // Branch-free: the first of the four (row-major) equal to the max takes ∂y.
+                for ((drows, rows), d) in
+                    dplane.chunks_exact_mut(2 * w).zip(plane.chunks_exact(2 * w)).zip(dout.chunks_exact(ow))
+                {
+                    let (r0, r1) = rows.split_at(w);
+                    let (d0, d1) = drows.split_at_mut(w);
+                    for j in 0..ow {
+                        let (a, b, c, e) = (r0[2 * j], r0[2 * j + 1], r1[2 * j], r1[2 * j + 1]);
+                        let m = max2(max2(a, b), max2(c, e));
+                        // The ReLU passes the gradient where the pooled value is positive.
+                        let g = if relu && !(m > T::zero()) { T::zero() } else { d[j] };
+                        let (ta, tb, tc) = (a == m, b == m, c == m);
+                        let z = T::zero();
+                        d0[2 * j] = if ta { g } else { z };
+                        d0[2 * j + 1] = if !ta && tb { g } else { z };
+                        d1[2 * j] = if !ta && !tb && tc { g } else { z };
+                        d1[2 * j + 1] = if !ta && !tb && !tc { g } else { z };
+                    }
+                }
+            } else {
+                for_each_window(plane, (h, w), k, |o, at| {
+                    dplane[at] = if relu && !(plane[at] > T::zero()) { T::zero() } else { dout[o] }
+                });
+            }
         }
     });
     dx
