@@ -3,7 +3,7 @@
 //! Tensors: `param/<name>` (weights), `buffer/<name>` (untrained state such as batch-norm
 //! running statistics) and `momentum/<name>` (SGD buffers), f32.
 //! Metadata: `format`, `config` (the run's [`TrainConfig`] as JSON), the position
-//! `epoch`/`batch_in_epoch`/`global_step`, and `rng` — the data order and stochastic layers
+//! `epoch`/`batch_in_epoch`/`global_step`, `rng`, and for SFDA models `sfda` — the data order and stochastic layers
 //! are counter-based (see `train::batches`), so `(seed, epoch, step)` is the whole RNG state.
 //!
 //! Writes are atomic: a temporary file in the same directory, fsync, then rename, so a crash
@@ -30,6 +30,9 @@ pub struct Checkpoint {
     pub params: Vec<(String, Vec<f32>, Vec<usize>)>,
     pub buffers: Vec<(String, Vec<f32>, Vec<usize>)>,
     pub momentum: Vec<(String, Vec<f32>, Vec<usize>)>,
+    /// For models written by source training or adaptation (`sfda`): that stage's config and
+    /// results, as JSON under the metadata key `sfda`.
+    pub sfda: Option<serde_json::Value>,
 }
 
 fn bad(path: &Path, reason: impl Into<String>) -> Error {
@@ -57,7 +60,7 @@ impl Checkpoint {
             .collect::<Result<Vec<_>>>()?;
         let config = serde_json::to_string(&self.config).map_err(|e| Error::Internal(e.to_string()))?;
         let rng = serde_json::json!({ "algorithm": "chacha8-counter", "seed": self.config.seed, "epoch": self.epoch, "step": self.global_step });
-        let metadata = HashMap::from([
+        let mut metadata = HashMap::from([
             ("format".to_string(), FORMAT.to_string()),
             ("config".to_string(), config),
             ("epoch".to_string(), self.epoch.to_string()),
@@ -66,6 +69,9 @@ impl Checkpoint {
             ("rng".to_string(), rng.to_string()),
             ("goldpan_version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
         ]);
+        if let Some(sfda) = &self.sfda {
+            metadata.insert("sfda".to_string(), sfda.to_string());
+        }
         let bytes = safetensors::serialize(views, Some(metadata)).map_err(|e| bad(path, e.to_string()))?;
         write_atomic(path, &bytes)
     }
@@ -104,8 +110,13 @@ impl Checkpoint {
                 _ => return Err(bad(path, format!("unexpected tensor {name:?}"))),
             }
         }
+        let sfda = match meta.get("sfda") {
+            Some(s) => Some(serde_json::from_str(s).map_err(|e| bad(path, format!("sfda: {e}")))?),
+            None => None,
+        };
         Ok(Self {
             config,
+            sfda,
             epoch: number("epoch")?,
             batch_in_epoch: number("batch_in_epoch")?,
             global_step: number("global_step")?,

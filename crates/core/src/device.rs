@@ -19,6 +19,15 @@ pub fn resolve(name: &str) -> Result<Device> {
     }
 }
 
+/// Checks that `name` is a device name, without opening the device.
+pub fn check_name(name: &str) -> Result<()> {
+    if DEVICES.contains(&name) {
+        Ok(())
+    } else {
+        Err(Error::config("device", format!("unknown device {name:?}; expected one of {}", DEVICES.join(", "))))
+    }
+}
+
 /// Whether this build can run on CUDA at all (it may still find no GPU).
 pub const fn cuda_compiled() -> bool {
     cfg!(feature = "cuda")

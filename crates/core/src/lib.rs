@@ -8,6 +8,7 @@ pub mod device;
 mod error;
 pub mod models;
 pub mod ops;
+pub mod sfda;
 pub mod train;
 
 pub use error::{Error, Result};

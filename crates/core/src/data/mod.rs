@@ -78,3 +78,27 @@ pub fn load(name: &str, data_dir: &Path, split: Split) -> Result<Dataset> {
         _ => Err(Error::config("dataset", format!("unknown dataset {name:?}; available: {}", DATASETS.join(", ")))),
     }
 }
+
+/// Loads `name`'s `split` shaped for a model taking `(channels, height, width)` input, as
+/// SHOT's digit transforms do: images of another size are resized (bilinear, as torchvision's
+/// `Resize`), grey images replicated to 3 channels when the model takes RGB. Colour images are
+/// never turned grey; that is an [`Error::Config`].
+pub fn load_as(
+    name: &str,
+    data_dir: &Path,
+    split: Split,
+    (channels, height, width): (usize, usize, usize),
+) -> Result<Dataset> {
+    let mut set = load(name, data_dir, split)?;
+    if (set.height, set.width) != (height, width) {
+        set = resize_bilinear(&set, height, width)?;
+    }
+    match (set.channels, channels) {
+        (c, want) if c == want => Ok(set),
+        (1, 3) => to_rgb(&set),
+        (c, want) => Err(Error::config(
+            "dataset",
+            format!("{name} images have {c} channels and cannot be converted to the model's {want}"),
+        )),
+    }
+}

@@ -88,6 +88,19 @@ pub fn dropout(x: &Tensor, p: f64, seed: Option<u64>) -> Result<Tensor> {
     x.mul(&mask)
 }
 
+/// Which statistics a batch norm normalises with, and how it updates its running ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Norm {
+    /// The batch's; running statistics move by the layer's momentum (training).
+    Batch,
+    /// The batch's; running statistics become the average over this and the `batches_seen`
+    /// batches before it (momentum `1/(batches_seen + 1)`), so that one pass over a dataset
+    /// re-estimates them exactly as their mean over batches (AdaBN).
+    Cumulative { batches_seen: usize },
+    /// The running statistics, unchanged (evaluation).
+    Running,
+}
+
 /// Batch normalisation over the channel dimension (1) of `N×C` or `N×C×H×W` input, with
 /// PyTorch's conventions: biased batch variance to normalise, unbiased variance in the running
 /// estimate, `running ← (1 − momentum)·running + momentum·batch`.
@@ -118,14 +131,19 @@ impl BatchNorm {
     /// Normalises with batch statistics (and updates the running ones) when `train`, else
     /// with the running statistics.
     pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        self.forward_then(x, train, 0.0, None, false)
+        self.forward_then(x, if train { Norm::Batch } else { Norm::Running }, 0.0, None, false)
     }
 
     /// `[relu](dropout(bn(x)))` as one op: with `seed`, dropout of probability `p` drops whole
     /// channels of `N×C×H×W` input (`Dropout2d`) or single values of `N×C` input (`Dropout`),
     /// with the masks of [`dropout2d`] and [`dropout`].
-    pub fn forward_then(&self, x: &Tensor, train: bool, p: f64, seed: Option<u64>, relu: bool) -> Result<Tensor> {
-        let statistics = if train {
+    pub fn forward_then(&self, x: &Tensor, norm: Norm, p: f64, seed: Option<u64>, relu: bool) -> Result<Tensor> {
+        let momentum = match norm {
+            Norm::Batch => Some(self.momentum),
+            Norm::Cumulative { batches_seen } => Some(1.0 / (batches_seen as f64 + 1.0)),
+            Norm::Running => None,
+        };
+        let statistics = if momentum.is_some() {
             ops::Statistics::Batch
         } else {
             let stat = |v: &candle_core::Var| v.as_tensor().to_dtype(candle_core::DType::F64)?.to_vec1::<f64>();
@@ -134,8 +152,7 @@ impl BatchNorm {
         let scale = seed.filter(|_| p > 0.0).map(|seed| keep_mask(seed, x.dim(0)? * x.dim(1)?, p)).transpose()?;
         let spec = ops::BatchNormSpec { statistics, eps: self.eps, scale, relu };
         let (y, batch) = ops::batch_norm(x, &self.gamma, &self.beta, &spec)?;
-        if let Some(b) = batch {
-            let m = self.momentum;
+        if let (Some(b), Some(m)) = (batch, momentum) {
             let unbiased = b.count as f64 / (b.count.max(2) - 1) as f64;
             let update = |running: &candle_core::Var, batch: Vec<f64>| -> Result<()> {
                 let old = running.as_tensor().to_dtype(candle_core::DType::F64)?.to_vec1::<f64>()?;

@@ -27,14 +27,54 @@ pub enum Mode {
     Train {
         seed: u64,
     },
+    /// Batch statistics re-estimated on data, without dropout and without training: batch
+    /// norms use each batch's statistics and set their running ones to the cumulative mean
+    /// over this pass (`batch` is the 0-based batch index within it). AdaBN.
+    Calibrate {
+        batch: usize,
+    },
     Eval,
+}
+
+impl Mode {
+    /// The batch-norm behaviour of this mode.
+    pub fn norm(self) -> layers::Norm {
+        match self {
+            Mode::Train { .. } => layers::Norm::Batch,
+            Mode::Calibrate { batch } => layers::Norm::Cumulative { batches_seen: batch },
+            Mode::Eval => layers::Norm::Running,
+        }
+    }
+}
+
+/// SHOT's three stages for one batch: backbone features (netF), bottleneck features (netB)
+/// and logits (netC).
+pub struct Stages {
+    pub backbone: Tensor,
+    pub bottleneck: Tensor,
+    pub logits: Tensor,
 }
 
 pub trait Model: Send + Sync {
     /// Logits `N×classes` for images `N×C×H×W`.
     fn forward(&self, x: &Tensor, mode: Mode) -> candle_core::Result<Tensor>;
     fn params(&self) -> &Params;
+
+    /// The intermediate stages of SHOT's networks (netF → netB → netC); `None` for models
+    /// without that split.
+    fn stages(&self, x: &Tensor, mode: Mode) -> Option<candle_core::Result<Stages>> {
+        let _ = (x, mode);
+        None
+    }
+
+    /// Width of the backbone and bottleneck features, for models with [`Model::stages`].
+    fn stage_widths(&self) -> Option<(usize, usize)> {
+        None
+    }
 }
+
+/// Parameter-name prefix of the classifier (netC) of SHOT's networks.
+pub const CLASSIFIER_PREFIX: &str = "classifier.";
 
 /// One registry row.
 pub struct ModelSpec {

@@ -56,20 +56,27 @@ impl Head {
         Ok(Self { bottleneck: (w, b), bn, classifier: (v, g, c) })
     }
 
-    fn forward(&self, features: &Tensor, mode: Mode) -> Result<Tensor> {
-        let train = matches!(mode, Mode::Train { .. });
+    /// Bottleneck features and logits.
+    fn forward(&self, features: &Tensor, mode: Mode) -> Result<(Tensor, Tensor)> {
         let x = layers::linear(features, &self.bottleneck.0, &self.bottleneck.1)?;
-        let x = self.bn.forward_then(&x, train, 0.5, dropout_seed(mode, 100), false)?;
+        let x = self.bn.forward_then(&x, mode.norm(), 0.5, dropout_seed(mode, 100), false)?;
         let (v, g, b) = &self.classifier;
-        layers::weight_norm_linear(&x, v, g, b)
+        let logits = layers::weight_norm_linear(&x, v, g, b)?;
+        Ok((x, logits))
     }
+}
+
+fn stages(backbone: Result<Tensor>, head: &Head, mode: Mode) -> Result<super::Stages> {
+    let backbone = backbone?;
+    let (bottleneck, logits) = head.forward(&backbone, mode)?;
+    Ok(super::Stages { backbone, bottleneck, logits })
 }
 
 /// The seed of dropout layer `layer` in this step, or `None` in evaluation.
 fn dropout_seed(mode: Mode, layer: u64) -> Option<u64> {
     match mode {
         Mode::Train { seed } => Some(layers::layer_seed(seed, layer)),
-        Mode::Eval => None,
+        Mode::Calibrate { .. } | Mode::Eval => None,
     }
 }
 
@@ -88,14 +95,27 @@ pub(super) fn lenet_base(init: &mut Initializer, dev: &Device) -> Result<Box<dyn
     Ok(Box::new(LeNetBase { params: p, conv1, conv2, head }))
 }
 
-impl Model for LeNetBase {
-    fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+impl LeNetBase {
+    fn backbone(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
         let x = layers::conv2d(x, &self.conv1.0, &self.conv1.1)?;
         let x = layers::max_pool2d_relu(&x, 2)?;
         let x = layers::conv2d(&x, &self.conv2.0, &self.conv2.1)?;
         let x = layers::dropout2d(&x, 0.5, dropout_seed(mode, 0))?;
-        let x = layers::max_pool2d_relu(&x, 2)?;
-        self.head.forward(&x.flatten_from(1)?, mode)
+        layers::max_pool2d_relu(&x, 2)?.flatten_from(1)
+    }
+}
+
+impl Model for LeNetBase {
+    fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        Ok(self.head.forward(&self.backbone(x, mode)?, mode)?.1)
+    }
+
+    fn stages(&self, x: &Tensor, mode: Mode) -> Option<Result<super::Stages>> {
+        Some(stages(self.backbone(x, mode), &self.head, mode))
+    }
+
+    fn stage_widths(&self) -> Option<(usize, usize)> {
+        Some((800, 256))
     }
 
     fn params(&self) -> &Params {
@@ -121,15 +141,28 @@ pub(super) fn dtn(init: &mut Initializer, dev: &Device) -> Result<Box<dyn Model>
     Ok(Box::new(Dtn { params: p, convs, head }))
 }
 
-impl Model for Dtn {
-    fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
-        let train = matches!(mode, Mode::Train { .. });
+impl Dtn {
+    fn backbone(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
         let mut x = x.clone();
         for (i, ((w, b), bn, drop)) in self.convs.iter().enumerate() {
             x = layers::conv2d_strided(&x, w, b, 2, 2)?;
-            x = bn.forward_then(&x, train, *drop, dropout_seed(mode, i as u64), true)?;
+            x = bn.forward_then(&x, mode.norm(), *drop, dropout_seed(mode, i as u64), true)?;
         }
-        self.head.forward(&x.flatten_from(1)?, mode)
+        x.flatten_from(1)
+    }
+}
+
+impl Model for Dtn {
+    fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        Ok(self.head.forward(&self.backbone(x, mode)?, mode)?.1)
+    }
+
+    fn stages(&self, x: &Tensor, mode: Mode) -> Option<Result<super::Stages>> {
+        Some(stages(self.backbone(x, mode), &self.head, mode))
+    }
+
+    fn stage_widths(&self) -> Option<(usize, usize)> {
+        Some((4096, 256))
     }
 
     fn params(&self) -> &Params {

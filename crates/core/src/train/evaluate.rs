@@ -9,7 +9,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct EvalResult {
     pub count: usize,
     pub loss: f64,
@@ -66,7 +67,8 @@ pub fn evaluate_checkpoint(
     let ckpt = Checkpoint::load(path)?;
     let config = ckpt.config.clone();
     let state = TrainState::from_checkpoint(path, ckpt, config, &device)?;
-    let mut set = data::load(&state.config.dataset, data_dir, split)?;
+    let input = crate::models::spec(&state.config.model)?.input;
+    let mut set = data::load_as(&state.config.dataset, data_dir, split, input)?;
     if let Some(n) = limit {
         set = set.truncate(n);
     }

@@ -11,6 +11,7 @@ mod sgd;
 mod state;
 
 pub use config::TrainConfig;
+pub(crate) use evaluate::correct;
 pub use evaluate::{evaluate, evaluate_checkpoint, EvalResult};
 pub use run::{resume, train, Progress, ProgressKind, ResumeOverrides, TrainResult};
 pub use sgd::Sgd;

@@ -88,24 +88,12 @@ pub fn resume(
 }
 
 fn load_split(config: &TrainConfig, split: Split, limit: Option<usize>) -> Result<Dataset> {
-    let set = data::load(&config.dataset, &config.data_dir, split)?;
+    let spec = models::spec(&config.model)?;
+    let set = data::load_as(&config.dataset, &config.data_dir, split, spec.input)?;
     let set = match limit {
         Some(n) => set.truncate(n),
         None => set,
     };
-    let spec = models::spec(&config.model)?;
-    if (set.channels, set.height, set.width) != spec.input {
-        return Err(Error::config(
-            "model",
-            format!(
-                "{} expects {:?} (C, H, W) input but {} images are {:?}",
-                spec.name,
-                spec.input,
-                config.dataset,
-                (set.channels, set.height, set.width)
-            ),
-        ));
-    }
     if set.is_empty() {
         return Err(Error::config("dataset", format!("{} {:?} split is empty", config.dataset, split)));
     }

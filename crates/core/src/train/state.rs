@@ -90,6 +90,7 @@ impl TrainState {
             params,
             buffers,
             momentum,
+            sfda: None,
         })
     }
 }

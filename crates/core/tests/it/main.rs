@@ -4,4 +4,6 @@ mod data_sfda;
 mod gradients;
 mod layers;
 mod ops;
+mod sfda;
+mod sfda_losses;
 mod training;
