@@ -155,6 +155,18 @@ export declare function readCheckpoint(path: string): BindingCheckpointInfo
 /** Continues the run saved in a checkpoint, to the same weights an uninterrupted run reaches. */
 export declare function resume(options: BindingResumeOptions, onProgress?: ((progress: BindingProgress) => void) | undefined | null, token?: CancelToken | undefined | null): Promise<BindingTrainResult>
 
+/**
+ * Adapts a source model to unlabelled target data with one method; writes
+ * `<outDir>/adapted.safetensors`. Resolves with the core's `AdaptResult` (camelCase).
+ */
+export declare function sfdaAdapt(config: Record<string, unknown>, onProgress?: ((progress: BindingProgress) => void) | undefined | null, token?: CancelToken | undefined | null): Promise<Record<string, unknown>>
+
+/**
+ * Trains a source model (SHOT: label smoothing, held-out model selection); writes
+ * `<outDir>/source.safetensors`. Resolves with the core's `SourceResult` (camelCase).
+ */
+export declare function sfdaSource(config: Record<string, unknown>, onProgress?: ((progress: BindingProgress) => void) | undefined | null, token?: CancelToken | undefined | null): Promise<Record<string, unknown>>
+
 /** Trains a model from scratch; resolves with the final metrics. */
 export declare function train(config: BindingTrainConfig, onProgress?: ((progress: BindingProgress) => void) | undefined | null, token?: CancelToken | undefined | null): Promise<BindingTrainResult>
 

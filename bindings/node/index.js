@@ -842,5 +842,7 @@ module.exports.evaluate = nativeBinding.evaluate
 module.exports.listModels = nativeBinding.listModels
 module.exports.readCheckpoint = nativeBinding.readCheckpoint
 module.exports.resume = nativeBinding.resume
+module.exports.sfdaAdapt = nativeBinding.sfdaAdapt
+module.exports.sfdaSource = nativeBinding.sfdaSource
 module.exports.train = nativeBinding.train
 module.exports.version = nativeBinding.version

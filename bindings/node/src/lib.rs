@@ -9,7 +9,11 @@ mod cancel;
 mod checkpoint;
 mod error;
 mod evaluate;
+mod json;
 mod models;
+mod progress;
+mod sfda;
+mod task;
 mod train;
 
 pub use cancel::CancelToken;

@@ -1,14 +1,13 @@
 //! `train` and `resume`: long-running tasks with progress and cancellation.
-use crate::cancel::{flag_of, CancelToken};
-use crate::error::{guard, opt, to_js};
-use goldpan_core::train::{self, Progress, ProgressKind, ResumeOverrides, TrainConfig, TrainResult};
+use crate::cancel::CancelToken;
+use crate::error::opt;
+use crate::progress::ProgressFn;
+use crate::task::{progress_task, Job, ProgressTask};
+use goldpan_core::train::{self, Progress, ResumeOverrides, TrainConfig, TrainResult};
 use goldpan_core::Error as CoreError;
 use napi::bindgen_prelude::AsyncTask;
-use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
-use napi::{Env, Status, Task};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 #[napi_derive::napi(object)]
 #[derive(Clone)]
@@ -66,49 +65,6 @@ pub struct BindingResumeOptions {
 }
 
 #[napi_derive::napi(object)]
-pub struct BindingProgress {
-    /// "step" every `progressEvery` steps, "epoch" at the end of each epoch (with test metrics).
-    pub kind: String,
-    pub epoch: u32,
-    pub epochs: u32,
-    pub step: u32,
-    pub step_in_epoch: u32,
-    pub steps_per_epoch: u32,
-    /// Mean training loss / accuracy over the steps since the previous event.
-    pub loss: f64,
-    pub accuracy: f64,
-    pub images_per_sec: f64,
-    pub elapsed_sec: f64,
-    pub test_loss: Option<f64>,
-    pub test_accuracy: Option<f64>,
-    pub checkpoint: Option<String>,
-}
-
-impl From<&Progress> for BindingProgress {
-    fn from(p: &Progress) -> Self {
-        BindingProgress {
-            kind: match p.kind {
-                ProgressKind::Step => "step",
-                ProgressKind::Epoch => "epoch",
-            }
-            .into(),
-            epoch: p.epoch as u32,
-            epochs: p.epochs as u32,
-            step: p.step as u32,
-            step_in_epoch: p.step_in_epoch as u32,
-            steps_per_epoch: p.steps_per_epoch as u32,
-            loss: p.loss,
-            accuracy: p.accuracy,
-            images_per_sec: p.images_per_sec,
-            elapsed_sec: p.elapsed_sec,
-            test_loss: p.test_loss,
-            test_accuracy: p.test_accuracy,
-            checkpoint: p.checkpoint.as_ref().map(|c| c.display().to_string()),
-        }
-    }
-}
-
-#[napi_derive::napi(object)]
 pub struct BindingTrainResult {
     pub epochs: u32,
     pub steps: u32,
@@ -142,65 +98,28 @@ impl From<TrainResult> for BindingTrainResult {
     }
 }
 
-/// JS progress callback, called without blocking the training thread.
-pub type ProgressFn = ThreadsafeFunction<BindingProgress, (), BindingProgress, Status, false>;
-
-enum Job {
+pub enum TrainJob {
     Fresh(TrainConfig),
     Resume(PathBuf, ResumeOverrides),
 }
 
-pub struct TrainTask {
-    job: Option<Job>,
-    on_progress: Option<Arc<ProgressFn>>,
-    cancel: Arc<AtomicBool>,
-    sent: Arc<AtomicU32>,
-}
-
-impl Task for TrainTask {
-    type Output = Result<TrainResult, CoreError>;
+impl Job for TrainJob {
+    type Output = TrainResult;
     type JsValue = BindingTrainResult;
 
-    fn compute(&mut self) -> napi::Result<Self::Output> {
-        let job = self.job.take();
-        let on_progress = self.on_progress.clone();
-        let cancel = self.cancel.clone();
-        let sent = self.sent.clone();
-        Ok(guard(move || {
-            let mut report = |p: &Progress| {
-                if let Some(f) = &on_progress {
-                    if f.call(p.into(), ThreadsafeFunctionCallMode::NonBlocking) == Status::Ok {
-                        sent.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            };
-            match job {
-                Some(Job::Fresh(config)) => train::train(config, &mut report, &cancel),
-                Some(Job::Resume(path, overrides)) => train::resume(&path, overrides, &mut report, &cancel),
-                None => Err(CoreError::Internal("training task ran twice".into())),
-            }
-        }))
-    }
-
-    fn resolve(&mut self, env: Env, output: Self::Output) -> napi::Result<Self::JsValue> {
-        // Drop the callback now so that it no longer keeps the event loop alive.
-        self.on_progress = None;
-        let events = self.sent.load(Ordering::Relaxed);
-        match output {
-            Ok(r) => Ok(BindingTrainResult { progress_events: events, ..r.into() }),
-            Err(e) => Err(to_js(&env, e, Some(events))),
+    fn run(self, report: &mut dyn FnMut(&Progress), cancel: &AtomicBool) -> Result<TrainResult, CoreError> {
+        match self {
+            TrainJob::Fresh(config) => train::train(config, report, cancel),
+            TrainJob::Resume(path, overrides) => train::resume(&path, overrides, report, cancel),
         }
     }
+
+    fn finish(r: TrainResult, progress_events: u32) -> Result<BindingTrainResult, CoreError> {
+        Ok(BindingTrainResult { progress_events, ..r.into() })
+    }
 }
 
-fn task(job: Job, on_progress: Option<ProgressFn>, token: Option<&CancelToken>) -> AsyncTask<TrainTask> {
-    AsyncTask::new(TrainTask {
-        job: Some(job),
-        on_progress: on_progress.map(Arc::new),
-        cancel: flag_of(token),
-        sent: Arc::default(),
-    })
-}
+pub type TrainTask = ProgressTask<TrainJob>;
 
 /// Trains a model from scratch; resolves with the final metrics.
 #[napi_derive::napi(
@@ -212,7 +131,7 @@ pub fn train(
     on_progress: Option<ProgressFn>,
     token: Option<&CancelToken>,
 ) -> AsyncTask<TrainTask> {
-    task(Job::Fresh(config.into()), on_progress, token)
+    progress_task(TrainJob::Fresh(config.into()), on_progress, token)
 }
 
 /// Continues the run saved in a checkpoint, to the same weights an uninterrupted run reaches.
@@ -231,5 +150,5 @@ pub fn resume(
         out_dir: options.out_dir.map(PathBuf::from),
         device: options.device,
     };
-    task(Job::Resume(PathBuf::from(options.checkpoint), overrides), on_progress, token)
+    progress_task(TrainJob::Resume(PathBuf::from(options.checkpoint), overrides), on_progress, token)
 }

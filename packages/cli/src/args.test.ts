@@ -101,12 +101,81 @@ describe("parseArgs", () => {
   });
 
   it("usage errors say what is wrong and where to look", () => {
-    expect(usage(["frobnicate"]).message).toMatch(/^unknown command "frobnicate"; commands: train, eval, models, info\nRun `goldpan --help`/);
+    expect(usage(["frobnicate"]).message).toMatch(/^unknown command "frobnicate"; commands: train, eval, models, info, sfda\nRun `goldpan --help`/);
     expect(usage(["train", "--bogus"]).message).toMatch(/^unknown option --bogus\nRun `goldpan train --help`/);
     expect(usage(["train", "--epochs"]).message).toMatch(/^option --epochs needs a value/);
     expect(usage(["train", "--json=yes"]).message).toMatch(/^option --json takes no value/);
     expect(usage(["train", "extra"]).message).toMatch(/unexpected argument "extra"/);
     expect(usage(["help", "nope"]).message).toMatch(/unknown command "nope"/);
+  });
+
+  it("sfda source and adapt: flags to config fields, nested PUL/SHOT options, true|false booleans", () => {
+    expect(parseArgs(["sfda", "source", "--source", "mnist", "--epochs", "3", "--train-limit", "5000", "--nesterov", "false", "--out", "runs/demo", "--json"])).toEqual({
+      name: "sfda-source",
+      json: true,
+      config: { source: "mnist", epochs: 3, trainLimit: 5000, nesterov: false, outDir: "runs/demo" },
+    });
+    expect(
+      parseArgs([
+        "sfda", "adapt",
+        "--method", "pul",
+        "--from", "runs/demo/source.safetensors",
+        "--target", "usps",
+        "--epochs", "1",
+        "--lr", "0.005",
+        "--seed", "2",
+        "--pul-attach", "backbone",
+        "--pul-lambda", "0.5",
+        "--pul-labels", "redraw",
+        "--pul-freeze-classifier", "false",
+        "--pul-classes", "4",
+        "--pul-temperature", "2",
+        "--shot-cls-par", "0.3",
+        "--train-limit", "300",
+        "--test-limit", "200",
+        "--data", "d",
+        "--out", "o",
+      ]),
+    ).toEqual({
+      name: "sfda-adapt",
+      json: false,
+      config: {
+        method: "pul",
+        from: "runs/demo/source.safetensors",
+        target: "usps",
+        epochs: 1,
+        lr: 0.005,
+        seed: 2,
+        pul: { attach: "backbone", lambda: 0.5, labels: "redraw", freezeClassifier: false, classes: 4, temperature: 2 },
+        shot: { clsPar: 0.3 },
+        trainLimit: 300,
+        testLimit: 200,
+        dataDir: "d",
+        outDir: "o",
+      },
+    });
+    // A boolean that is neither true nor false is left for validation to name.
+    expect(parseArgs(["sfda", "adapt", "--pul-freeze-classifier", "yes"])).toMatchObject({ config: { pul: { freezeClassifier: "yes" } } });
+  });
+
+  it("sfda table: comma lists", () => {
+    expect(parseArgs(["sfda", "table", "--seeds", "1", "--pairs", "m2u", "--methods", "none, pul,", "--source-epochs", "1", "--adapt-epochs", "1", "--shot-epochs", "2", "--train-limit", "300", "--test-limit", "200", "--out", "t"])).toEqual({
+      name: "sfda-table",
+      json: false,
+      options: { seeds: 1, pairs: ["m2u"], methods: ["none", "pul"], sourceEpochs: 1, adaptEpochs: 1, shotEpochs: 2, trainLimit: 300, testLimit: 200, out: "t" },
+    });
+  });
+
+  it("sfda help and usage errors", () => {
+    expect(parseArgs(["sfda"])).toEqual({ name: "help", topic: "sfda" });
+    expect(parseArgs(["sfda", "--help"])).toEqual({ name: "help", topic: "sfda" });
+    expect(parseArgs(["sfda", "adapt", "--method", "pul", "-h"])).toEqual({ name: "help", topic: "sfda adapt" });
+    expect(parseArgs(["help", "sfda", "table"])).toEqual({ name: "help", topic: "sfda table" });
+    expect(usage(["sfda", "train"]).message).toMatch(/^unknown sfda command "train"; sfda commands: source, adapt, table\nRun `goldpan sfda --help`/);
+    expect(usage(["sfda", "--epochs", "1"]).message).toMatch(/^unknown option --epochs; sfda commands/);
+    expect(usage(["sfda", "source", "--resume", "x"]).message).toMatch(/^unknown option --resume\nRun `goldpan sfda source --help`/);
+    expect(usage(["sfda", "adapt", "extra"]).message).toMatch(/unexpected argument "extra"/);
+    expect(usage(["help", "sfda", "nope"]).message).toMatch(/unknown sfda command "nope"/);
   });
 
   it("every train flag but the CLI's own sets a TrainConfig field", () => {

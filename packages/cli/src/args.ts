@@ -10,22 +10,30 @@ import {
   TrainConfigSchema,
   describeFields,
 } from "@goldpan/sdk";
+import { AdaptConfigSchema, SourceConfigSchema, TableOptionsSchema } from "@goldpan/sfda";
 import { JSON_FLAG, flagsFromFields, type FlagSpec } from "./flags.js";
 
-export type CommandName = "train" | "eval" | "models" | "info";
+export type CommandName = "train" | "eval" | "models" | "info" | "sfda";
+export type SfdaCommandName = "source" | "adapt" | "table";
+/** What `--help` and `goldpan help <topic>` can show. */
+export type HelpTopic = CommandName | `sfda ${SfdaCommandName}`;
 
 export type Command =
-  | { name: "help"; topic?: CommandName }
+  | { name: "help"; topic?: HelpTopic }
   | { name: "version" }
   /** Raw (unvalidated) config input built from the flags. */
   | { name: "train"; config: Record<string, unknown>; json: boolean }
   | { name: "resume"; config: Record<string, unknown>; json: boolean }
   | { name: "eval"; config: Record<string, unknown>; json: boolean }
   | { name: "models"; json: boolean }
-  | { name: "info"; checkpoint: string; json: boolean };
+  | { name: "info"; checkpoint: string; json: boolean }
+  | { name: "sfda-source"; config: Record<string, unknown>; json: boolean }
+  | { name: "sfda-adapt"; config: Record<string, unknown>; json: boolean }
+  /** Raw (unvalidated) table options built from the flags. */
+  | { name: "sfda-table"; options: Record<string, unknown>; json: boolean };
 
 export interface CommandSpec {
-  name: CommandName;
+  name: HelpTopic;
   summary: string;
   usage: string[];
   /** The positional argument, if the command takes one. */
@@ -33,6 +41,8 @@ export interface CommandSpec {
   flags: FlagSpec[];
   /** Extra help paragraphs. */
   notes?: string[];
+  /** For a command that only groups others (`sfda`): those, by name. */
+  subcommands?: Readonly<Record<string, CommandSpec>>;
 }
 
 const RESUME_FLAG: FlagSpec = {
@@ -58,6 +68,71 @@ const resumeKeys: ReadonlySet<string> = new Set(
     .map((f) => f.key)
     .filter((k) => k !== "checkpoint"),
 );
+
+const SFDA_INTERRUPT_NOTE =
+  "Ctrl-C stops after the current step and exits with 130 (a second Ctrl-C quits at once).";
+
+export const SFDA_COMMANDS: Readonly<Record<SfdaCommandName, CommandSpec>> = {
+  source: {
+    name: "sfda source",
+    summary: "Train a source model with SHOT's recipe (label smoothing, best held-out epoch kept).",
+    usage: ["goldpan sfda source --source mnist|usps|svhn [options]"],
+    flags: [
+      ...flagsFromFields(describeFields(SourceConfigSchema), {
+        booleanValues: true,
+        overrides: {
+          outDir: {
+            description: "Run directory: source.safetensors (the best epoch's model), source-config.json, source-metrics.jsonl.",
+            defaultText: "runs/<timestamp>",
+          },
+        },
+      }),
+      JSON_FLAG,
+    ],
+    notes: [
+      "Options left out take the core's defaults, SHOT's for digits (shown in each description). " +
+        "Progress goes to stderr; the last line of a human report is the `goldpan sfda adapt` command that adapts the model.",
+      SFDA_INTERRUPT_NOTE,
+    ],
+  },
+  adapt: {
+    name: "sfda adapt",
+    summary: "Adapt a source model to an unlabelled target domain (PUL, SHOT, …); report target accuracy before → after.",
+    usage: ["goldpan sfda adapt --method pul --from <source.safetensors> --target usps [options]"],
+    flags: [
+      ...flagsFromFields(describeFields(AdaptConfigSchema), {
+        booleanValues: true,
+        overrides: {
+          outDir: {
+            description: "Run directory: adapted.safetensors, adapt-config.json, adapt-metrics.jsonl.",
+            defaultText: "runs/<timestamp>",
+          },
+        },
+      }),
+      JSON_FLAG,
+    ],
+    notes: [
+      "Target labels are never used except to report test accuracy: the target training split is read without them. " +
+        "The criterion printed is the label-free one, mutual information between inputs and predictions on the target " +
+        "training split. `goldpan eval <out>/adapted.safetensors` evaluates the result again.",
+      SFDA_INTERRUPT_NOTE,
+    ],
+  },
+  table: {
+    name: "sfda table",
+    summary: "Reproduce the Pan for Gold digit table: every method on every pair over seeds, mean ± std.",
+    usage: ["goldpan sfda table [--seeds 3] [--pairs m2u,u2m,s2m] [--methods none,pul,…] [options]"],
+    flags: [...flagsFromFields(describeFields(TableOptionsSchema), { booleanValues: true }), JSON_FLAG],
+    notes: [
+      "For each seed, each source domain's model is trained once (<out>/<source>-seed<k>/) and adapted by every method " +
+        "with that seed (<out>/<pair>-seed<k>/<method>/, its result in <method>.json). Finished jobs are reused when " +
+        "the same command runs again, so an interrupted table resumes. s2m needs <data>/svhn/train_32x32.mat and " +
+        "test_32x32.mat and is skipped without them. Writes <out>/table.md and <out>/table.json and prints the table " +
+        "(--json: the table.json object).",
+      "Ctrl-C stops the running job and exits with 130; rerun the same command to continue.",
+    ],
+  },
+};
 
 export const COMMANDS: Readonly<Record<CommandName, CommandSpec>> = {
   train: {
@@ -92,13 +167,40 @@ export const COMMANDS: Readonly<Record<CommandName, CommandSpec>> = {
     positional: { name: "checkpoint", description: "Checkpoint file (.safetensors)." },
     flags: [JSON_FLAG],
   },
+  sfda: {
+    name: "sfda",
+    summary: "Source-free domain adaptation on digits: source models, PUL / SHOT / baselines, the paper's table.",
+    usage: [
+      "goldpan sfda source --source mnist [options]",
+      "goldpan sfda adapt --method pul --from <source.safetensors> --target usps [options]",
+      "goldpan sfda table [--seeds 3] [options]",
+    ],
+    flags: [],
+    subcommands: SFDA_COMMANDS,
+    notes: [
+      "Methods: none (the source model as it is); adabn (batch-norm statistics re-estimated on the target data, no " +
+        "gradient step); kl-only (distillation to the frozen source model alone, a control); pul (Panning through " +
+        "Unstructured Labels: cross-entropy on fixed random labels through a projector plus that distillation); " +
+        "shot-im (SHOT's information maximisation, classifier frozen); shot (SHOT-IM plus self-supervised pseudo-labels).",
+      "Target labels are never used except to report test accuracy.",
+    ],
+  },
 };
+
+function isSfdaCommandName(s: string): s is SfdaCommandName {
+  return Object.hasOwn(SFDA_COMMANDS, s);
+}
+
+/** The spec a help topic names. */
+export function specFor(topic: HelpTopic): CommandSpec {
+  return topic.startsWith("sfda ") ? SFDA_COMMANDS[topic.slice(5) as SfdaCommandName] : COMMANDS[topic as CommandName];
+}
 
 function isCommandName(s: string): s is CommandName {
   return Object.hasOwn(COMMANDS, s);
 }
 
-function usageError(message: string, command?: CommandName): GoldpanError {
+function usageError(message: string, command?: HelpTopic): GoldpanError {
   const hint = command === undefined ? "Run `goldpan --help` for usage." : `Run \`goldpan ${command} --help\` for its options.`;
   return new GoldpanError("E_CONFIG", `${message}\n${hint}`);
 }
@@ -148,7 +250,7 @@ function joinNegativeNumbers(args: readonly string[], options: Record<string, { 
 
 function parseCommand(spec: CommandSpec, args: readonly string[]): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
   const options: Record<string, { type: "string" | "boolean" }> = {};
-  for (const f of spec.flags) options[f.name] = { type: f.kind === "boolean" ? "boolean" : "string" };
+  for (const f of spec.flags) options[f.name] = { type: f.kind === "boolean" && f.booleanValue !== true ? "boolean" : "string" };
   try {
     const { values, positionals } = nodeParseArgs({ args: joinNegativeNumbers(args, options), options, strict: true, allowPositionals: true });
     return { values: values as Record<string, string | boolean | undefined>, positionals };
@@ -157,12 +259,33 @@ function parseCommand(spec: CommandSpec, args: readonly string[]): { values: Rec
   }
 }
 
+/** A flag's text as the config value: numbers as numbers, `a,b` as a list, `true`/`false` as
+ * booleans; anything else stays text, for the schema to reject by field. */
+function flagValue(f: FlagSpec, v: string | boolean): unknown {
+  if (typeof v !== "string") return v;
+  switch (f.kind) {
+    case "int":
+    case "number":
+      return toNumber(v);
+    case "list":
+      return v.split(",").map((item) => item.trim()).filter((item) => item !== "");
+    case "boolean":
+      return v === "true" ? true : v === "false" ? false : v;
+    default:
+      return v;
+  }
+}
+
 function configFrom(spec: CommandSpec, values: Record<string, string | boolean | undefined>): Record<string, unknown> {
   const config: Record<string, unknown> = {};
   for (const f of spec.flags) {
     const v = values[f.name];
     if (f.key === undefined || v === undefined) continue;
-    config[f.key] = typeof v === "string" && (f.kind === "int" || f.kind === "number") ? toNumber(v) : v;
+    // A nested field (`pul.attach`) goes into its object.
+    const path = f.key.split(".");
+    let target = config;
+    for (const part of path.slice(0, -1)) target = (target[part] ??= {}) as Record<string, unknown>;
+    target[path.at(-1)!] = flagValue(f, v);
   }
   return config;
 }
@@ -179,9 +302,13 @@ export function parseArgs(argv: readonly string[]): Command {
   const [first, ...rest] = argv;
   if (first === undefined || first === "--help" || first === "-h") return { name: "help" };
   if (first === "help") {
-    const [topic] = rest;
+    const [topic, sub] = rest;
     if (topic === undefined) return { name: "help" };
     if (!isCommandName(topic)) throw usageError(`unknown command ${JSON.stringify(topic)}`);
+    if (topic === "sfda" && sub !== undefined) {
+      if (!isSfdaCommandName(sub)) throw usageError(`unknown sfda command ${JSON.stringify(sub)}; sfda commands: ${Object.keys(SFDA_COMMANDS).join(", ")}`, "sfda");
+      return { name: "help", topic: `sfda ${sub}` };
+    }
     return { name: "help", topic };
   }
   if (first === "--version" || first === "-v" || first === "version") return { name: "version" };
@@ -189,10 +316,9 @@ export function parseArgs(argv: readonly string[]): Command {
     const what = first.startsWith("-") ? `unknown option ${first}` : `unknown command ${JSON.stringify(first)}`;
     throw usageError(`${what}; commands: ${Object.keys(COMMANDS).join(", ")}`);
   }
+  if (first === "sfda") return parseSfda(rest);
   const spec = COMMANDS[first];
-  const dashDash = rest.indexOf("--");
-  const beforeDashDash = dashDash === -1 ? rest : rest.slice(0, dashDash);
-  if (beforeDashDash.includes("--help") || beforeDashDash.includes("-h")) return { name: "help", topic: first };
+  if (helpAsked(rest)) return { name: "help", topic: first };
 
   const { values, positionals } = parseCommand(spec, rest);
   const json = values.json === true;
@@ -216,5 +342,37 @@ export function parseArgs(argv: readonly string[]): Command {
     case "models":
       if (positionals.length > 0) throw usageError(`unexpected argument ${JSON.stringify(positionals[0])}`, "models");
       return { name: "models", json };
+    default:
+      throw usageError(`unknown command ${JSON.stringify(first)}`);
+  }
+}
+
+function helpAsked(args: readonly string[]): boolean {
+  const dashDash = args.indexOf("--");
+  const beforeDashDash = dashDash === -1 ? args : args.slice(0, dashDash);
+  return beforeDashDash.includes("--help") || beforeDashDash.includes("-h");
+}
+
+/** `goldpan sfda <source|adapt|table> …`. */
+function parseSfda(args: readonly string[]): Command {
+  const [sub, ...rest] = args;
+  if (sub === undefined || sub === "--help" || sub === "-h") return { name: "help", topic: "sfda" };
+  if (!isSfdaCommandName(sub)) {
+    const what = sub.startsWith("-") ? `unknown option ${sub}` : `unknown sfda command ${JSON.stringify(sub)}`;
+    throw usageError(`${what}; sfda commands: ${Object.keys(SFDA_COMMANDS).join(", ")}`, "sfda");
+  }
+  const spec = SFDA_COMMANDS[sub];
+  if (helpAsked(rest)) return { name: "help", topic: spec.name };
+  const { values, positionals } = parseCommand(spec, rest);
+  if (positionals.length > 0) throw usageError(`unexpected argument ${JSON.stringify(positionals[0])}`, spec.name);
+  const json = values.json === true;
+  const config = configFrom(spec, values);
+  switch (sub) {
+    case "source":
+      return { name: "sfda-source", config, json };
+    case "adapt":
+      return { name: "sfda-adapt", config, json };
+    case "table":
+      return { name: "sfda-table", options: config, json };
   }
 }

@@ -8,7 +8,15 @@ describe("flags", () => {
     expect(flagName("dataDir")).toBe("data");
     expect(flagName("outDir")).toBe("out");
     expect(flagForPath(["weightDecay"])).toBe("--weight-decay");
-    expect(flagForPath(["a", 0])).toBe("a.0");
+    expect(flagForPath([0, "a"])).toBe("0.a");
+    expect(flagForPath([])).toBe("");
+  });
+
+  it("name nested fields and lists by their flag", () => {
+    expect(flagName("pul.freezeClassifier")).toBe("pul-freeze-classifier");
+    expect(flagForPath(["pul", "attach"])).toBe("--pul-attach");
+    expect(flagForPath(["shot", "clsPar"])).toBe("--shot-cls-par");
+    expect(flagForPath(["pairs", 1])).toBe("--pairs");
   });
 
   it("take kind, choices, default and description from the schema", () => {

@@ -12,6 +12,9 @@ export interface FlagSpec {
   key: string | undefined;
   kind: FieldKind;
   choices?: readonly string[];
+  /** A boolean written `--flag true|false` rather than as a switch (for fields whose default,
+   * left to the core, may be true). */
+  booleanValue?: true;
   /** As shown in help (`runs/<timestamp>`), not necessarily a value. */
   defaultText?: string;
   description: string;
@@ -20,14 +23,22 @@ export interface FlagSpec {
 /** Config fields whose flag is not just the kebab-cased key. */
 const RENAMED: Readonly<Record<string, string>> = { dataDir: "data", outDir: "out" };
 
+/** `batchSize` → `batch-size`; a nested field's segments are joined: `pul.freezeClassifier` →
+ * `pul-freeze-classifier`. */
 export function flagName(key: string): string {
-  return RENAMED[key] ?? key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+  return key
+    .split(".")
+    .map((part) => RENAMED[part] ?? part.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`))
+    .join("-");
 }
 
-/** `--batch-size` for an issue at `["batchSize"]`; the dotted path if it is not a flag. */
+/** `--batch-size` for an issue at `["batchSize"]`, `--pul-attach` at `["pul", "attach"]`,
+ * `--pairs` at `["pairs", 1]` (an item of a list); the dotted path if it is not a flag. */
 export function flagForPath(path: readonly (string | number)[]): string {
-  const [first] = path;
-  return path.length === 1 && typeof first === "string" ? `--${flagName(first)}` : path.join(".");
+  const firstIndex = path.findIndex((p) => typeof p === "number");
+  const keys = firstIndex === -1 ? path : path.slice(0, firstIndex);
+  const flagLike = keys.length > 0 && path.slice(keys.length).every((p) => typeof p === "number");
+  return flagLike ? `--${flagName(keys.join("."))}` : path.join(".");
 }
 
 export interface FieldOverride {
@@ -37,7 +48,12 @@ export interface FieldOverride {
 
 export function flagsFromFields(
   fields: readonly FieldInfo[],
-  options: { omit?: readonly string[]; overrides?: Readonly<Record<string, FieldOverride>> } = {},
+  options: {
+    omit?: readonly string[];
+    overrides?: Readonly<Record<string, FieldOverride>>;
+    /** Booleans take `true|false` instead of being switches. */
+    booleanValues?: boolean;
+  } = {},
 ): FlagSpec[] {
   return fields
     .filter((f) => !(options.omit ?? []).includes(f.key))
@@ -45,6 +61,7 @@ export function flagsFromFields(
       const o = options.overrides?.[f.key] ?? {};
       const spec: FlagSpec = { name: flagName(f.key), key: f.key, kind: f.kind, description: o.description ?? f.description };
       if (f.choices !== undefined) spec.choices = f.choices;
+      if (f.kind === "boolean" && options.booleanValues === true) spec.booleanValue = true;
       const defaultText = o.defaultText ?? (f.default === undefined || f.kind === "boolean" ? undefined : String(f.default));
       if (defaultText !== undefined) spec.defaultText = defaultText;
       return spec;

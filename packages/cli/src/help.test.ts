@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { COMMANDS, type CommandName } from "./args.js";
+import { COMMANDS, SFDA_COMMANDS, type HelpTopic } from "./args.js";
 import { helpText } from "./help.js";
+
+const topics: HelpTopic[] = [...Object.values(COMMANDS), ...Object.values(SFDA_COMMANDS)].map((s) => s.name);
 
 describe("help", () => {
   it("lists every command and the exit codes", () => {
@@ -18,15 +20,33 @@ describe("help", () => {
     expect(train).toContain("--device cpu|cuda");
     expect(train).toContain("(default: runs/<timestamp>)");
     expect(train).toContain("--resume <checkpoint>");
-    for (const name of Object.keys(COMMANDS) as CommandName[]) {
-      const text = helpText(name);
-      for (const f of COMMANDS[name].flags) expect(text).toContain(`--${f.name}`);
+    for (const spec of [...Object.values(COMMANDS), ...Object.values(SFDA_COMMANDS)]) {
+      const text = helpText(spec.name);
+      for (const f of spec.flags) expect(text).toContain(`--${f.name}`);
       expect(text).toContain("Exit codes:");
     }
   });
 
+  it("documents sfda: its commands, the methods, valued booleans, lists and nested flags", () => {
+    const sfda = helpText("sfda");
+    for (const name of Object.keys(SFDA_COMMANDS)) expect(sfda).toMatch(new RegExp(`^  ${name}  `, "m"));
+    const flat = sfda.replace(/\s+/g, " ");
+    for (const method of ["none", "adabn", "kl-only", "pul", "shot-im", "shot"]) expect(flat).toContain(`${method} (`);
+    expect(sfda).toContain("Target labels are never used except to report test accuracy.");
+    const adapt = helpText("sfda adapt");
+    expect(adapt).toContain("--pul-freeze-classifier true|false");
+    expect(adapt).toContain("--pul-attach backbone|bottleneck");
+    expect(adapt).toContain("--shot-cls-par <x>");
+    expect(adapt).toContain("--from <checkpoint>");
+    expect(adapt).toMatch(/--pul-classes <n> +Number of random classes; default 3\./);
+    const table = helpText("sfda table");
+    expect(table).toContain("--pairs <a,b,…>");
+    expect(table).toContain("(default: m2u,u2m,s2m)");
+    expect(table).toContain("(default: runs/table)");
+  });
+
   it("keeps lines within 100 columns", () => {
-    for (const topic of [undefined, ...(Object.keys(COMMANDS) as CommandName[])]) {
+    for (const topic of [undefined, ...topics]) {
       for (const line of helpText(topic).split("\n")) expect(line.length, line).toBeLessThanOrEqual(100);
     }
   });

@@ -1,5 +1,5 @@
 /** Help texts, built from the command table (whose flags come from the SDK's zod schemas). */
-import { COMMANDS, type CommandName, type CommandSpec } from "./args.js";
+import { COMMANDS, specFor, type CommandSpec, type HelpTopic } from "./args.js";
 import { exitCodesHelp } from "./exit-codes.js";
 import type { FlagSpec } from "./flags.js";
 
@@ -26,15 +26,17 @@ function wrap(text: string, indent: number, first: number): string {
 function flagSignature(f: FlagSpec): string {
   switch (f.kind) {
     case "boolean":
-      return `--${f.name}`;
+      return f.booleanValue === true ? `--${f.name} true|false` : `--${f.name}`;
     case "enum":
       return `--${f.name} ${(f.choices ?? []).join("|")}`;
+    case "list":
+      return `--${f.name} <a,b,…>`;
     case "int":
       return `--${f.name} <n>`;
     case "number":
       return `--${f.name} <x>`;
     case "string":
-      return `--${f.name} <${f.name === "data" || f.name === "out" ? "dir" : f.name === "resume" ? "checkpoint" : f.name === "model" ? "name" : "value"}>`;
+      return `--${f.name} <${f.name === "data" || f.name === "out" ? "dir" : f.name === "resume" || f.name === "from" ? "checkpoint" : f.name === "model" ? "name" : "value"}>`;
   }
 }
 
@@ -51,19 +53,25 @@ function flagsBlock(flags: readonly FlagSpec[]): string {
 
 export function commandHelp(spec: CommandSpec): string {
   const parts = [
-    `goldpan ${spec.name}: ${spec.summary}`,
+    wrap(`goldpan ${spec.name}: ${spec.summary}`, 2, 0),
     `Usage:\n${spec.usage.map((u) => `  ${u}`).join("\n")}`,
   ];
   if (spec.positional !== undefined) parts.push(`Arguments:\n  <${spec.positional.name}>  ${spec.positional.description}`);
+  if (spec.subcommands !== undefined) parts.push(`Commands:\n${commandList(spec.subcommands)}`);
   parts.push(`Options:\n${flagsBlock(spec.flags)}`);
   for (const note of spec.notes ?? []) parts.push(wrap(note, 0, 0));
   parts.push(`Exit codes:\n${exitCodesHelp()}`);
   return `${parts.join("\n\n")}\n`;
 }
 
-export function mainHelp(): string {
-  const names = Object.keys(COMMANDS) as CommandName[];
+/** `  name    summary` rows, summaries wrapped under their column. */
+function commandList(specs: Readonly<Record<string, CommandSpec>>): string {
+  const names = Object.keys(specs);
   const col = Math.max(...names.map((n) => n.length)) + 4;
+  return names.map((n) => `  ${n.padEnd(col)}${wrap(specs[n]!.summary, col + 2, col + 2)}`).join("\n");
+}
+
+export function mainHelp(): string {
   return `goldpan: train and study small conv nets (LeNet-5 on MNIST, …) on a Rust core.
 
 Usage:
@@ -71,21 +79,23 @@ Usage:
   goldpan <command> --help      options of one command
 
 Commands:
-${names.map((n) => `  ${n.padEnd(col)}${COMMANDS[n].summary}`).join("\n")}
+${commandList(COMMANDS)}
 
 Quick start:
   goldpan train --epochs 2 --out runs/demo      train on the bundled MNIST subset
   goldpan eval runs/demo/last.safetensors       test accuracy of the result
   goldpan train --resume runs/demo/last.safetensors --epochs 4
+  goldpan sfda source --source mnist --epochs 3 --out runs/sfda
+  goldpan sfda adapt --method pul --from runs/sfda/source.safetensors --target usps --out runs/sfda
 
 Data: --data DIR, else $GOLDPAN_DATA, else the data/ folder bundled with goldpan; a data directory
-holds one folder per dataset (mnist/train-images-idx3-ubyte.gz, …).
+holds one folder per dataset (mnist/train-images-idx3-ubyte.gz, usps/usps.h5, …).
 
 Exit codes:
 ${exitCodesHelp()}
 `;
 }
 
-export function helpText(topic?: CommandName): string {
-  return topic === undefined ? mainHelp() : commandHelp(COMMANDS[topic]);
+export function helpText(topic?: HelpTopic): string {
+  return topic === undefined ? mainHelp() : commandHelp(specFor(topic));
 }

@@ -1,13 +1,13 @@
-/** Arrows point one way: the CLI reaches the core only through @goldpan/sdk. */
+/** Arrows point one way: the CLI reaches the core only through @goldpan/sdk (and @goldpan/sfda, above it). */
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { expect, it } from "vitest";
 
 const SRC = fileURLToPath(new URL(".", import.meta.url));
-const ALLOWED = [/^node:/, /^@goldpan\/sdk$/, /^cli-progress$/, /^\.\.?\//, /^vitest$/];
+const ALLOWED = [/^node:/, /^@goldpan\/sdk$/, /^@goldpan\/sfda$/, /^cli-progress$/, /^\.\.?\//, /^vitest$/];
 
-it("imports only the SDK, cli-progress, Node and its own files", () => {
+it("imports only the SDK, @goldpan/sfda, cli-progress, Node and its own files", () => {
   const files = readdirSync(SRC, { recursive: true, encoding: "utf8" }).filter((f) => f.endsWith(".ts"));
   expect(files.length).toBeGreaterThan(5);
   for (const file of files) {

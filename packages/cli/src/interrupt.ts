@@ -9,14 +9,18 @@ export interface Interrupt {
   dispose(): void;
 }
 
-export function abortOnInterrupt(stderr: Writable): Interrupt {
+/** What the first Ctrl-C of `goldpan train` promises. */
+export const CHECKPOINT_ON_INTERRUPT = "stopping after the current step and writing a checkpoint";
+
+/** `what` says what the first Ctrl-C does, for the message (e.g. "stopping after the current step"). */
+export function abortOnInterrupt(stderr: Writable, what: string = CHECKPOINT_ON_INTERRUPT): Interrupt {
   const controller = new AbortController();
   const onSignal = (name: NodeJS.Signals): void => {
     if (controller.signal.aborted) {
       if (name === "SIGINT") process.exit(130);
       return;
     }
-    stderr.write(`\n${name === "SIGINT" ? "Interrupted" : "Terminated"}: stopping after the current step and writing a checkpoint (Ctrl-C again to quit now)…\n`);
+    stderr.write(`\n${name === "SIGINT" ? "Interrupted" : "Terminated"}: ${what} (Ctrl-C again to quit now)…\n`);
     controller.abort();
   };
   process.on("SIGINT", onSignal);

@@ -43,6 +43,36 @@ describe("main", () => {
   });
 });
 
+describe("main: sfda", () => {
+  it("exits 2 listing every invalid value by its flag, nested ones included", async () => {
+    const r = await run(["sfda", "adapt", "--method", "foo", "--target", "cifar", "--pul-attach", "head", "--shot-cls-par", "-1", "--pul-freeze-classifier", "yes", "--epochs", "0"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("  --method: \"foo\" is not one of none, adabn, kl-only, pul, shot-im, shot\n");
+    expect(r.stderr).toContain("  --from: must be a path\n");
+    expect(r.stderr).toContain("  --target: \"cifar\" is not one of mnist, usps, svhn\n");
+    expect(r.stderr).toContain("  --epochs: must be ≥ 1\n");
+    expect(r.stderr).toContain("  --pul-attach: \"head\" is not one of backbone, bottleneck\n");
+    expect(r.stderr).toContain("  --pul-freeze-classifier: must be true or false\n");
+    expect(r.stderr).toContain("  --shot-cls-par: must be ≥ 0\n");
+    expect(r.stderr).toContain("(E_CONFIG, exit code 2)");
+  });
+
+  it("validates table options the same way, with --json", async () => {
+    const r = await run(["sfda", "table", "--seeds", "0", "--pairs", "m2u,x2y", "--methods", "", "--json"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("  --seeds: must be ≥ 1\n");
+    expect(r.stderr).toContain('  --pairs: "x2y" is not one of m2u, u2m, s2m\n');
+    expect(r.stderr).toContain("  --methods: must name at least one of none, adabn, kl-only, pul, shot-im, shot\n");
+    expect(JSON.parse(r.stdout)).toMatchObject({ error: { code: "E_CONFIG" } });
+  });
+
+  it("asks for a source", async () => {
+    const r = await run(["sfda", "source", "--epochs", "1"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("  --source: required: one of mnist, usps, svhn\n");
+  });
+});
+
 describe("defaultRunDir", () => {
   it("is runs/<UTC timestamp>, made unique", () => {
     const now = new Date("2025-01-02T03:04:05.678Z");

@@ -9,6 +9,9 @@ import { evalCommand } from "./commands/eval.js";
 import { infoCommand } from "./commands/info.js";
 import { modelsCommand } from "./commands/models.js";
 import { resumeCommand } from "./commands/resume.js";
+import { sfdaAdaptCommand } from "./commands/sfda/adapt.js";
+import { sfdaSourceCommand } from "./commands/sfda/source.js";
+import { sfdaTableCommand } from "./commands/sfda/table.js";
 import { trainCommand } from "./commands/train.js";
 import { jsonLine, type Context } from "./context.js";
 import { EXIT_CODES, EXIT_OK } from "./exit-codes.js";
@@ -50,6 +53,12 @@ async function run(cmd: Command, ctx: Context): Promise<number> {
       return modelsCommand(cmd, ctx);
     case "info":
       return infoCommand(cmd, ctx);
+    case "sfda-source":
+      return sfdaSourceCommand(cmd, ctx);
+    case "sfda-adapt":
+      return sfdaAdaptCommand(cmd, ctx);
+    case "sfda-table":
+      return sfdaTableCommand(cmd, ctx);
   }
 }
 

@@ -24,6 +24,17 @@ describe("progress", () => {
     );
   });
 
+  it("leaves out what an adaptation does not compute (NaN) and names what it evaluates on", () => {
+    const adapt: Progress = { ...step, accuracy: Number.NaN };
+    expect(formatStep(adapt)).toBe("epoch 1/2 step 50/79 loss 0.4123 4321 img/s");
+    const epoch: Progress = { ...step, kind: "epoch", loss: Number.NaN, accuracy: Number.NaN, testLoss: 0.5, testAccuracy: 0.812 };
+    expect(formatEpoch(epoch, { evaluation: "target test" })).toBe("epoch 1/2 done: target test loss 0.5000 acc 81.2% | 0.8s");
+    const out = new PassThrough();
+    const r = progressReporter(out, { evaluation: "held-out" });
+    r.update({ ...step, kind: "epoch", testLoss: 0.1, testAccuracy: 0.9 });
+    expect(String(out.read())).toBe("epoch 1/2 done: train loss 0.4123 acc 87.5% | held-out loss 0.1000 acc 90.0% | 0.8s\n");
+  });
+
   it("writes plain lines when the stream is not a TTY", () => {
     const out = new PassThrough();
     const r = progressReporter(out);

@@ -12,43 +12,53 @@ export interface ProgressReporter {
   stop(): void;
 }
 
+export interface ProgressLabels {
+  /** What an epoch event's test metrics are measured on: "test" (training), "held-out" (SFDA
+   * source training), "target test" (adaptation). */
+  evaluation?: string;
+}
+
 const pct = (x: number): string => `${(x * 100).toFixed(1)}%`;
+
+/** Metrics a run does not compute arrive as NaN (an adaptation has no training accuracy). */
+const known = (x: number): boolean => Number.isFinite(x);
 
 export function formatStep(p: Progress): string {
   return (
     `epoch ${p.epoch}/${p.epochs} step ${p.stepInEpoch}/${p.stepsPerEpoch} ` +
-    `loss ${p.loss.toFixed(4)} acc ${pct(p.accuracy)} ${Math.round(p.imagesPerSec)} img/s`
+    `loss ${p.loss.toFixed(4)}${known(p.accuracy) ? ` acc ${pct(p.accuracy)}` : ""} ${Math.round(p.imagesPerSec)} img/s`
   );
 }
 
-export function formatEpoch(p: Progress): string {
-  let line = `epoch ${p.epoch}/${p.epochs} done: train loss ${p.loss.toFixed(4)} acc ${pct(p.accuracy)}`;
+export function formatEpoch(p: Progress, labels: ProgressLabels = {}): string {
+  const parts: string[] = [];
+  if (known(p.loss)) parts.push(`train loss ${p.loss.toFixed(4)}${known(p.accuracy) ? ` acc ${pct(p.accuracy)}` : ""}`);
   if (p.testLoss !== undefined && p.testAccuracy !== undefined) {
-    line += ` | test loss ${p.testLoss.toFixed(4)} acc ${pct(p.testAccuracy)}`;
+    parts.push(`${labels.evaluation ?? "test"} loss ${p.testLoss.toFixed(4)} acc ${pct(p.testAccuracy)}`);
   }
-  line += ` | ${p.elapsedSec.toFixed(1)}s`;
-  if (p.checkpoint !== undefined) line += ` | ${p.checkpoint}`;
-  return line;
+  parts.push(`${p.elapsedSec.toFixed(1)}s`);
+  if (p.checkpoint !== undefined) parts.push(p.checkpoint);
+  return `epoch ${p.epoch}/${p.epochs} done: ${parts.join(" | ")}`;
 }
 
 /** One line per event. */
-export function plainReporter(stream: Writable): ProgressReporter {
+export function plainReporter(stream: Writable, labels: ProgressLabels = {}): ProgressReporter {
   return {
     update(p) {
-      stream.write(`${p.kind === "epoch" ? formatEpoch(p) : formatStep(p)}\n`);
+      stream.write(`${p.kind === "epoch" ? formatEpoch(p, labels) : formatStep(p)}\n`);
     },
     stop() {},
   };
 }
 
 /** A progress bar per epoch, redrawn in place; epoch summaries stay above it. */
-export function barReporter(stream: NodeJS.WriteStream): ProgressReporter {
+export function barReporter(stream: NodeJS.WriteStream, labels: ProgressLabels = {}): ProgressReporter {
   let bar: cliProgress.SingleBar | undefined;
   let barEpoch = 0;
   const payload = (p: Progress) => ({
     epoch: `${p.epoch}/${p.epochs}`,
-    loss: p.loss.toFixed(4),
-    acc: pct(p.accuracy),
+    loss: known(p.loss) ? p.loss.toFixed(4) : "–",
+    acc: known(p.accuracy) ? pct(p.accuracy) : "–",
     ips: Math.round(p.imagesPerSec),
   });
   const stop = (): void => {
@@ -60,7 +70,7 @@ export function barReporter(stream: NodeJS.WriteStream): ProgressReporter {
       if (p.kind === "epoch") {
         bar?.update(p.stepsPerEpoch, payload(p));
         stop();
-        stream.write(`${formatEpoch(p)}\n`);
+        stream.write(`${formatEpoch(p, labels)}\n`);
         return;
       }
       if (bar === undefined || barEpoch !== p.epoch) {
@@ -83,6 +93,6 @@ export function barReporter(stream: NodeJS.WriteStream): ProgressReporter {
   };
 }
 
-export function progressReporter(stream: NodeJS.WriteStream | Writable): ProgressReporter {
-  return "isTTY" in stream && stream.isTTY === true ? barReporter(stream as NodeJS.WriteStream) : plainReporter(stream);
+export function progressReporter(stream: NodeJS.WriteStream | Writable, labels: ProgressLabels = {}): ProgressReporter {
+  return "isTTY" in stream && stream.isTTY === true ? barReporter(stream as NodeJS.WriteStream, labels) : plainReporter(stream, labels);
 }

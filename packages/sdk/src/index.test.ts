@@ -150,6 +150,26 @@ describe("train", () => {
   });
 });
 
+describe("runTask", () => {
+  it("gives any addon call the same progress, cancel and error plumbing", async () => {
+    const ac = new AbortController();
+    const seen: Progress[] = [];
+    const err = await sdk
+      .runTask({ signal: ac.signal, onProgress: (p) => seen.push(p) }, async (b, onProgress, token) => {
+        expect(b).toBe(fake);
+        setTimeout(() => onProgress(step), 10);
+        ac.abort();
+        expect(token.cancelled).toBe(true);
+        throw Object.assign(new Error("cancelled at epoch 1, step 1"), { code: "E_CANCELLED", progressEvents: 1 });
+      })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(sdk.GoldpanError);
+    expect(err).toMatchObject({ code: "E_CANCELLED" });
+    expect(seen).toEqual([step]);
+    await expect(sdk.runTask({}, async () => ({ value: 1, progressEvents: 0 }))).resolves.toEqual({ value: 1, progressEvents: 0 });
+  });
+});
+
 describe("resume, evaluate and the sync calls", () => {
   it("resume keeps the checkpoint's dataDir unless one is given", async () => {
     fake.resume.mockResolvedValue(result);

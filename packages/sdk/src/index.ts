@@ -27,6 +27,8 @@ import { GoldpanError, normalizeError } from "./errors.js";
 
 export * from "./config/index.js";
 export * from "./errors.js";
+/** The addon's module type, for packages that run their own tasks through {@link runTask}. */
+export type { Binding };
 
 /** A progress event: `kind` "step" every `progressEvery` steps, "epoch" at each epoch's end. */
 export type Progress = Binding.BindingProgress;
@@ -86,10 +88,15 @@ async function settleEvents(done: () => boolean, limitMs = 5_000): Promise<void>
   }
 }
 
-/** Runs `call` with a fresh `CancelToken` tied to `signal`, shielding the core from a throwing
- * `onProgress`, normalizing every error, and settling only after every progress event the core
- * sent has been delivered (events and the result travel on different native queues). */
-async function cancellable<T>(
+/**
+ * Runs one long addon call: `call` gets the addon, a progress callback and a fresh `CancelToken`
+ * tied to `options.signal`. A throwing `onProgress` cancels the run and becomes its rejection;
+ * every error is normalized to a {@link GoldpanError}; the promise settles only after every
+ * progress event the core sent (`progressEvents` on the result or the error) has been delivered,
+ * since events and the result travel on different native queues. Packages above the SDK
+ * (`@goldpan/sfda`) run their tasks through this instead of loading the addon themselves.
+ */
+export async function runTask<T>(
   options: RunOptions,
   call: (b: typeof Binding, onProgress: (p: Progress) => void, token: Binding.CancelToken) => Promise<T>,
 ): Promise<T> {
@@ -134,7 +141,7 @@ async function cancellable<T>(
  * `E_NAN_LOSS`, `E_CANCELLED`, … as a {@link GoldpanError}. */
 export async function train(config: TrainConfigInput, options: RunOptions = {}): Promise<TrainResult> {
   const c = resolveTrainConfig(config);
-  return cancellable(options, (b, onProgress, token) => b.train(c, onProgress, token));
+  return runTask(options, (b, onProgress, token) => b.train(c, onProgress, token));
 }
 
 /** Continues a run from a checkpoint (the checkpoint's config, with the given overrides). */
@@ -145,7 +152,7 @@ export async function resume(config: ResumeConfigInput, options: RunOptions = {}
   if (dataDir === undefined) delete opts.dataDir;
   else opts.dataDir = dataDir;
   if (c.outDir !== undefined) opts.outDir = resolve(c.outDir);
-  return cancellable(options, (b, onProgress, token) => b.resume(opts, onProgress, token));
+  return runTask(options, (b, onProgress, token) => b.resume(opts, onProgress, token));
 }
 
 /** Loss and accuracy of a checkpoint on one split. */
@@ -156,7 +163,7 @@ export async function evaluate(config: EvalConfigInput, options: Pick<RunOptions
     checkpoint: resolve(c.checkpoint),
     dataDir: resolveDataDir(c.dataDir),
   };
-  return cancellable(options, (b, _onProgress, token) => b.evaluate(opts, token));
+  return runTask(options, (b, _onProgress, token) => b.evaluate(opts, token));
 }
 
 /** Times a model on synthetic batches. */

@@ -65,9 +65,9 @@ struct Dims {
 
 impl Dims {
     fn new(dims: &[usize]) -> Result<Self> {
-        match dims {
-            &[n, c] => Ok(Self { n, c, l: 1 }),
-            &[n, c, h, w] => Ok(Self { n, c, l: h * w }),
+        match *dims {
+            [n, c] => Ok(Self { n, c, l: 1 }),
+            [n, c, h, w] => Ok(Self { n, c, l: h * w }),
             _ => candle_core::bail!("batch_norm: expected N×C or N×C×H×W input, got {dims:?}"),
         }
     }
@@ -173,11 +173,13 @@ fn scale_of(spec: &BatchNormSpec, n: usize, c: usize, channels: usize) -> f64 {
     spec.scale.as_ref().map_or(1.0, |s| s[n * channels + c])
 }
 
+/// `(mean, 1/√(σ²+ε), batch statistics)` of a forward pass.
+type Used = (Vec<f64>, Vec<f64>, Option<BatchStatistics>);
+
 /// The op; it keeps the normalisation it used for its backward pass and for the caller.
 struct BatchNormOp {
     spec: BatchNormSpec,
-    /// `(mean, 1/√(σ²+ε), batch statistics)` of the last forward pass.
-    used: Mutex<Option<(Vec<f64>, Vec<f64>, Option<BatchStatistics>)>>,
+    used: Mutex<Option<Used>>,
 }
 
 impl BatchNormOp {

@@ -16,9 +16,9 @@ pub(crate) fn scheduled_lr(lr0: f64, iteration: usize, max_iterations: usize) ->
 }
 
 /// Seed-stream tags, so that each random choice of a run draws from its own stream.
-pub(crate) const SPLIT_STREAM: u64 = 0x5b1_17;
-pub(crate) const AUGMENT_STREAM: u64 = 0xa06_3e7;
-pub(crate) const PROJECTOR_STREAM: u64 = 0x960_1ec7;
+pub(crate) const SPLIT_STREAM: u64 = 0x5b17;
+pub(crate) const AUGMENT_STREAM: u64 = 0xa063e7;
+pub(crate) const PROJECTOR_STREAM: u64 = 0x9601ec7;
 pub(crate) const LABEL_STREAM: u64 = 0x1abe1;
 
 /// `split` of `name`, shaped for `model_input`, cut to `limit` samples.

@@ -165,7 +165,8 @@ fn label_smoothing_gradients() {
     let z = uniform(&mut rng, 5, 4, -2.0, 2.0);
     let y = labels(&[0, 3, 1, 1, 2]);
     for eps in [0.0, 0.1] {
-        let rel = check_grads(|t| label_smoothed_cross_entropy(&t[0], &y, eps).unwrap(), &[z.clone()], &[0]);
+        let rel =
+            check_grads(|t| label_smoothed_cross_entropy(&t[0], &y, eps).unwrap(), std::slice::from_ref(&z), &[0]);
         eprintln!("label smoothing ε = {eps}: max relative error {rel:.3e}");
     }
 }
@@ -302,13 +303,14 @@ fn information_maximization_rejects_bad_input() {
 fn information_maximization_gradients() {
     let mut rng = ChaCha8Rng::seed_from_u64(42);
     let z = uniform(&mut rng, 6, 4, -2.0, 2.0);
-    let terms: [(&str, fn(&Tensor) -> Tensor); 3] = [
+    type Term = fn(&Tensor) -> Tensor;
+    let terms: [(&str, Term); 3] = [
         ("entropy", |z| information_maximization(z, SHOT_EPSILON).unwrap().entropy),
         ("diversity", |z| information_maximization(z, SHOT_EPSILON).unwrap().diversity),
         ("loss", |z| information_maximization(z, SHOT_EPSILON).unwrap().loss().unwrap()),
     ];
     for (name, term) in terms {
-        let rel = check_grads(|t| term(&t[0]), &[z.clone()], &[0]);
+        let rel = check_grads(|t| term(&t[0]), std::slice::from_ref(&z), &[0]);
         eprintln!("IM {name}: max relative error {rel:.3e}");
     }
 }

@@ -20,7 +20,22 @@ describe("describeFields", () => {
     expect(f).toEqual({ key: "checkpoint", kind: "string", optional: false, description: "c" });
   });
 
+  it("describes lists of choices and the fields of nested objects, dotted", () => {
+    const schema = z.object({
+      pairs: z.array(z.enum(["a", "b"])).optional().describe("p"),
+      pul: z.object({ classes: z.int().describe("k"), attach: z.enum(["x", "y"]).default("x").describe("w") }).optional(),
+      shot: z.object({ clsPar: z.number().describe("c") }),
+    });
+    expect(describeFields(schema)).toEqual([
+      { key: "pairs", kind: "list", choices: ["a", "b"], optional: true, description: "p" },
+      { key: "pul.classes", kind: "int", optional: true, description: "k" },
+      { key: "pul.attach", kind: "enum", choices: ["x", "y"], optional: true, default: "x", description: "w" },
+      { key: "shot.clsPar", kind: "number", optional: false, description: "c" },
+    ]);
+  });
+
   it("refuses field types it cannot describe", () => {
     expect(() => describeFields(z.object({ x: z.array(z.string()) }))).toThrow(/field x/);
+    expect(() => describeFields(z.object({ o: z.object({ y: z.map(z.string(), z.string()) }) }))).toThrow(/field o\.y/);
   });
 });

@@ -4,12 +4,14 @@
  */
 import { z } from "zod";
 
-export type FieldKind = "boolean" | "int" | "number" | "string" | "enum";
+/** `list`: an array of enum values (`["m2u", "u2m"]`). */
+export type FieldKind = "boolean" | "int" | "number" | "string" | "enum" | "list";
 
 export interface FieldInfo {
+  /** The field's name; a field of a nested object is dotted (`pul.attach`). */
   key: string;
   kind: FieldKind;
-  /** For `enum`: the allowed values. */
+  /** For `enum` and `list`: the allowed values. */
   choices?: readonly string[];
   /** The schema's default, when it has one. */
   default?: unknown;
@@ -23,14 +25,23 @@ function kindOf(schema: z.ZodType, key: string): Pick<FieldInfo, "kind" | "choic
   if (schema instanceof z.ZodNumber) return { kind: schema.isInt ? "int" : "number" };
   if (schema instanceof z.ZodString) return { kind: "string" };
   if (schema instanceof z.ZodEnum) return { kind: "enum", choices: schema.options.map(String) };
+  if (schema instanceof z.ZodArray && schema.element instanceof z.ZodEnum) {
+    return { kind: "list", choices: schema.element.options.map(String) };
+  }
   throw new Error(`describeFields: field ${key} has an unsupported schema type ${schema.def.type}`);
 }
 
-/** The fields of an object schema, in declaration order. */
+/** The fields of an object schema, in declaration order; a nested object's fields follow in its
+ * place, dotted (`pul.classes`), optional when the object is. */
 export function describeFields(schema: z.ZodObject): FieldInfo[] {
-  return Object.entries(schema.shape).map(([key, outer]) => {
+  return fieldsOf(schema, "", false);
+}
+
+function fieldsOf(schema: z.ZodObject, prefix: string, parentOptional: boolean): FieldInfo[] {
+  return Object.entries(schema.shape).flatMap(([name, outer]) => {
+    const key = `${prefix}${name}`;
     let inner = outer as z.ZodType;
-    let optional = false;
+    let optional = parentOptional;
     let defaultValue: unknown;
     let hasDefault = false;
     for (;;) {
@@ -44,8 +55,9 @@ export function describeFields(schema: z.ZodObject): FieldInfo[] {
         inner = inner.def.innerType as z.ZodType;
       } else break;
     }
+    if (inner instanceof z.ZodObject) return fieldsOf(inner, `${key}.`, optional);
     const info: FieldInfo = { key, ...kindOf(inner, key), optional, description: outer.description ?? inner.description ?? "" };
     if (hasDefault) info.default = defaultValue;
-    return info;
+    return [info];
   });
 }
