@@ -56,7 +56,11 @@ const flag = () => z.boolean({ error: "must be true or false" });
 /** SGD fields both stages share; left out, the core uses SHOT's Nesterov SGD. */
 const sgd = {
   batchSize: positiveInt().optional().describe("Images per SGD step; default 64."),
-  lr: positive().optional().describe("Initial learning rate, decayed as (1 + 10p)^-0.75; default 0.01."),
+  lr: positive()
+    .optional()
+    .describe(
+      "Initial learning rate, decayed as (1 + 10p)^-0.75; default 0.01 (source training, shot, shot-im) or 0.001 (pul, kl-only).",
+    ),
   momentum: unitInterval(false).optional().describe("SGD momentum, in [0, 1); default 0.9."),
   weightDecay: nonNegative().optional().describe("L2 weight decay; default 0.001."),
   nesterov: flag().optional().describe("Nesterov momentum; default true."),
@@ -91,8 +95,8 @@ export const PulOptionsSchema = z.strictObject({
     .optional()
     .describe("Number of random classes; default 3."),
   temperature: positive().optional().describe("Distillation temperature; default 4."),
-  lambda: nonNegative().optional().describe("Weight of the distillation term; default 1."),
-  attach: choice(ATTACH).optional().describe("Projector input: backbone or bottleneck features; default bottleneck."),
+  lambda: nonNegative().optional().describe("Weight of the distillation term (it includes the T² factor); default 0.1."),
+  attach: choice(ATTACH).optional().describe("Projector input: backbone (netF) or bottleneck (netB) features; default backbone."),
   hidden: positiveInt().optional().describe("Hidden width of the projector; default 256."),
   labels: choice(PUL_LABELS).optional().describe("Random labels drawn once (fixed) or every epoch (redraw); default fixed."),
   freezeClassifier: flag().optional().describe("Keep the classifier frozen; default true."),

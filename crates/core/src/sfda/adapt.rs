@@ -213,7 +213,7 @@ impl Run<'_> {
             .then(|| Projector::new(attach_width, pul.hidden, pul.classes, cfg.seed, device))
             .transpose()?;
         let trainable = self.trainable(projector.as_ref());
-        let mut sgd = Sgd::new(&trainable, cfg.lr, cfg.momentum, cfg.weight_decay, cfg.nesterov)?;
+        let mut sgd = Sgd::new(&trainable, cfg.lr(), cfg.momentum, cfg.weight_decay, cfg.nesterov)?;
         let n = train.len();
         let steps_per_epoch = n.div_ceil(cfg.batch_size);
         let max_iter = epochs * steps_per_epoch;
@@ -245,7 +245,7 @@ impl Run<'_> {
                         checkpoint: None,
                     });
                 }
-                sgd.lr = common::scheduled_lr(cfg.lr, step + 1, max_iter);
+                sgd.lr = common::scheduled_lr(cfg.lr(), step + 1, max_iter);
                 let (x, _) = batches::gather(train, idx, device)?;
                 let pick = |labels: &[u32]| {
                     Tensor::from_vec(idx.iter().map(|&i| labels[i as usize]).collect::<Vec<u32>>(), idx.len(), device)

@@ -162,8 +162,10 @@ pub enum Labels {
 pub struct PulOptions {
     pub classes: usize,
     pub temperature: f64,
-    /// Weight λ of the distillation term.
+    /// Weight λ of the distillation term (which also carries the paper's `T²`). Default 0.1,
+    /// chosen by the label-free ablation in the README.
     pub lambda: f64,
+    /// Default: the backbone (netF), chosen by the label-free ablation in the README.
     pub attach: Attach,
     /// Hidden width of the projector `Linear → ReLU → Linear`.
     pub hidden: usize,
@@ -176,8 +178,8 @@ impl Default for PulOptions {
         Self {
             classes: 3,
             temperature: 4.0,
-            lambda: 1.0,
-            attach: Attach::Bottleneck,
+            lambda: 0.1,
+            attach: Attach::Backbone,
             hidden: 256,
             labels: Labels::Fixed,
             freeze_classifier: true,
@@ -218,7 +220,9 @@ pub struct AdaptConfig {
     /// Default: 2 for PUL and KL-only (the paper), 30 for SHOT and SHOT-IM (SHOT's digits).
     pub epochs: Option<usize>,
     pub batch_size: usize,
-    pub lr: f64,
+    /// Initial learning rate. Default: 0.001 for PUL and KL-only (chosen by the label-free
+    /// ablation in the README), 0.01 for SHOT and SHOT-IM (SHOT's digits).
+    pub lr: Option<f64>,
     pub momentum: f64,
     pub weight_decay: f64,
     pub nesterov: bool,
@@ -243,7 +247,7 @@ impl Default for AdaptConfig {
             data_dir: PathBuf::from("data"),
             epochs: None,
             batch_size: 64,
-            lr: 0.01,
+            lr: None,
             momentum: 0.9,
             weight_decay: 1e-3,
             nesterov: true,
@@ -268,9 +272,16 @@ impl AdaptConfig {
         })
     }
 
+    pub fn lr(&self) -> f64 {
+        self.lr.unwrap_or(match self.method {
+            Method::Pul | Method::KlOnly => 0.001,
+            _ => 0.01,
+        })
+    }
+
     pub fn validate(&self) -> Result<()> {
         check_dataset("target", &self.target)?;
-        check_sgd(self.epochs(), self.batch_size, self.lr, self.momentum, self.weight_decay)?;
+        check_sgd(self.epochs(), self.batch_size, self.lr(), self.momentum, self.weight_decay)?;
         if self.method.trains() && self.batch_size < 2 {
             return Err(Error::config("batchSize", "adaptation trains batch norms on batch statistics: must be ≥ 2"));
         }
