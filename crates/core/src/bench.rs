@@ -64,7 +64,7 @@ pub fn throughput(
                 sgd.step(net.params(), &grads)?;
             }
             BenchMode::Infer => {
-                net.forward(&x, Mode::Eval)?.to_vec2::<f32>()?;
+                crate::ops::no_grad(|| net.forward(&x, Mode::Eval))?.to_vec2::<f32>()?;
             }
         }
         Ok(())

@@ -14,10 +14,12 @@
 //! let d = (conv2d(&x, &w, &b, spec).unwrap() - conv2d_slow(&x, &w, &b, spec).unwrap()).unwrap();
 //! assert!(d.abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap() < 1e-12);
 //! ```
-use super::{matmul, parallel, slice, Real, Scratch, CHUNK};
+use super::{matmul, parallel, slice, Real, Scratch};
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, WithDType};
 use num_traits::Float;
+use std::any::Any;
+use std::sync::{Arc, Mutex};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Conv2dSpec {
@@ -44,7 +46,13 @@ struct Geometry {
     pad: usize,
     oh: usize,
     ow: usize,
+    /// Images per parallel work item; see [`Geometry::chunk_size`].
+    chunk: usize,
 }
+
+/// Target size (values) of one work item's im2col matrix: large enough for efficient GEMMs,
+/// small enough to stay in the core's L2 cache.
+const COL_BUDGET: usize = 1 << 19;
 
 impl Geometry {
     fn new(x: &[usize], w: &[usize], spec: Conv2dSpec) -> Result<Self> {
@@ -59,7 +67,25 @@ impl Geometry {
             )
         }
         let out = |s: usize| (s + 2 * spec.padding - k) / spec.stride + 1;
-        Ok(Self { n, c, h, w: wd, o, k, stride: spec.stride, pad: spec.padding, oh: out(h), ow: out(wd) })
+        let (oh, ow) = (out(h), out(wd));
+        let chunk = Self::chunk_size(c * k * k * oh * ow);
+        Ok(Self { n, c, h, w: wd, o, k, stride: spec.stride, pad: spec.padding, oh, ow, chunk })
+    }
+
+    /// Images per work item, from the layer's shape alone (never the thread count, so results
+    /// do not depend on it): the power of two in 1..=16 whose im2col matrix is nearest below
+    /// [`COL_BUDGET`]. Small layers (LeNet's) get 16 images, DTN's wide ones 2–8.
+    fn chunk_size(col_per_image: usize) -> usize {
+        let mut chunk = 16;
+        while chunk > 1 && chunk * col_per_image > COL_BUDGET {
+            chunk /= 2;
+        }
+        chunk
+    }
+
+    /// Number of work items.
+    fn chunks(&self) -> usize {
+        self.n.div_ceil(self.chunk)
     }
 
     /// Rows of `col`: `C·K·K`.
@@ -260,19 +286,28 @@ fn gather_channels<T: Float>(g: &Geometry, y: &[T], (lo, hi): (usize, usize), ou
 
 /// The image range of work chunk `chunk`.
 fn chunk_range(g: &Geometry, chunk: usize) -> (usize, usize) {
-    (chunk * CHUNK, ((chunk + 1) * CHUNK).min(g.n))
+    (chunk * g.chunk, ((chunk + 1) * g.chunk).min(g.n))
 }
 
 /// Per chunk of images, one GEMM `w · col` over all of their pixels.
-fn forward<T: Real>(g: &Geometry, x: &[T], w: &[T], b: &[T]) -> Vec<T> {
+/// The im2col matrix of each chunk of a forward pass, kept (when gradients will be taken) so
+/// that the weight gradient does not rebuild it.
+type Cols<T> = Vec<Mutex<Option<Vec<T>>>>;
+
+fn forward<T: Real>(g: &Geometry, x: &[T], w: &[T], b: &[T], keep: Option<&Cols<T>>) -> Vec<T> {
     let mut y = vec![T::zero(); g.n * g.out_image()];
-    parallel::for_each_piece(&mut y, CHUNK * g.out_image(), |chunk, ys| {
+    parallel::for_each_piece(&mut y, g.chunk * g.out_image(), |chunk, ys| {
         let (lo, hi) = chunk_range(g, chunk);
         let (l, ld) = (g.pixels(), (hi - lo) * g.pixels());
-        let (mut col, mut out) = (Scratch::take(), Scratch::take());
+        let (mut pooled, mut out) = (Scratch::take(), Scratch::take());
+        let mut kept = Vec::new();
+        let col: &mut Vec<T> = if keep.is_some() { &mut kept } else { &mut pooled };
         out.resize(g.o * ld, T::zero());
-        im2col_chunk(g, x, (lo, hi), &mut col);
-        matmul(g.o, ld, g.rows(), &mut out, false, w, g.rows(), 1, &col, ld, 1);
+        im2col_chunk(g, x, (lo, hi), col);
+        matmul(g.o, ld, g.rows(), &mut out, false, w, g.rows(), 1, col, ld, 1);
+        if let Some(cols) = keep {
+            *cols[chunk].lock().expect("not poisoned") = Some(kept);
+        }
         for (i, y) in ys.chunks_mut(g.out_image()).enumerate() {
             for (o, row) in y.chunks_mut(l).enumerate() {
                 for (v, &r) in row.iter_mut().zip(&out[o * ld + i * l..][..l]) {
@@ -287,7 +322,7 @@ fn forward<T: Real>(g: &Geometry, x: &[T], w: &[T], b: &[T]) -> Vec<T> {
 /// `∂x` from `∂y` and `w`: per chunk, `col2im(wᵀ·∂y)`.
 fn grad_input<T: Real>(g: &Geometry, dy: &[T], w: &[T]) -> Vec<T> {
     let mut dx = vec![T::zero(); g.n * g.image()];
-    parallel::for_each_piece(&mut dx, CHUNK * g.image(), |chunk, dxs| {
+    parallel::for_each_piece(&mut dx, g.chunk * g.image(), |chunk, dxs| {
         let (lo, hi) = chunk_range(g, chunk);
         let (l, ld) = (g.pixels(), (hi - lo) * g.pixels());
         let (mut dyc, mut dcol) = (Scratch::take(), Scratch::take());
@@ -305,25 +340,33 @@ fn grad_input<T: Real>(g: &Geometry, dy: &[T], w: &[T]) -> Vec<T> {
     dx
 }
 
-/// Images per partial sum of the parameter gradient: larger than [`CHUNK`] so that few
+/// Images per partial sum of the parameter gradient: a multiple of every chunk size, larger
+/// than most, so that few
 /// weight-sized partials are allocated, fixed so that the sum order never changes.
-const GROUP: usize = 4 * CHUNK;
+const GROUP: usize = 32;
 
 /// `∂w` and `∂b` from `x` and `∂y`: one partial per group of images (chunk by chunk inside),
 /// then the partials summed in group order.
-fn grad_params<T: Real>(g: &Geometry, x: &[T], dy: &[T]) -> (Vec<T>, Vec<T>) {
+fn grad_params<T: Real>(g: &Geometry, x: &[T], dy: &[T], kept: Option<&Cols<T>>) -> (Vec<T>, Vec<T>) {
     let (wn, bn) = (g.o * g.rows(), g.o);
     let partials: Vec<Vec<T>> = parallel::map(g.n.div_ceil(GROUP), |group| {
         let mut acc = vec![T::zero(); wn + bn];
         let (dw, db) = acc.split_at_mut(wn);
         let (mut col, mut dyc) = (Scratch::take(), Scratch::take());
-        for chunk in group * GROUP / CHUNK..((group + 1) * GROUP / CHUNK).min(g.n.div_ceil(CHUNK)) {
+        for chunk in group * GROUP / g.chunk..((group + 1) * GROUP / g.chunk).min(g.chunks()) {
             let (lo, hi) = chunk_range(g, chunk);
             let ld = (hi - lo) * g.pixels();
-            im2col_chunk(g, x, (lo, hi), &mut col);
+            let cached = kept.and_then(|k| k[chunk].lock().expect("not poisoned").take());
+            let col: &Vec<T> = match &cached {
+                Some(c) => c,
+                None => {
+                    im2col_chunk(g, x, (lo, hi), &mut col);
+                    &col
+                }
+            };
             gather_channels(g, dy, (lo, hi), &mut dyc);
             // ∂w (O×K) += ∂y (O × ld) · colᵀ (ld × K)
-            matmul(g.o, g.rows(), ld, dw, true, &dyc, ld, 1, &col, 1, ld);
+            matmul(g.o, g.rows(), ld, dw, true, &dyc, ld, 1, col, 1, ld);
             for (o, row) in dyc.chunks(ld).enumerate() {
                 db[o] = row.iter().fold(db[o], |s, &v| s + v);
             }
@@ -335,7 +378,14 @@ fn grad_params<T: Real>(g: &Geometry, x: &[T], dy: &[T]) -> (Vec<T>, Vec<T>) {
     (total, db)
 }
 
-struct Conv2d(Conv2dSpec);
+/// Type-erased [`Cols`] of the forward pass (f32 or f64), handed to the weight gradient.
+type KeptCols = Arc<Mutex<Option<Box<dyn Any + Send>>>>;
+
+struct Conv2d {
+    spec: Conv2dSpec,
+    /// `Some` when gradients will be taken (see [`super::grad_enabled`]).
+    kept: Option<KeptCols>,
+}
 
 impl CustomOp3 for Conv2d {
     fn name(&self) -> &'static str {
@@ -351,9 +401,13 @@ impl CustomOp3 for Conv2d {
         bs: &CpuStorage,
         bl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let g = Geometry::new(xl.dims(), wl.dims(), self.0)?;
+        let g = Geometry::new(xl.dims(), wl.dims(), self.spec)?;
         by_dtype!(xs, |T| {
-            let y = forward::<T>(&g, slice(xs, xl)?, slice(ws, wl)?, slice(bs, bl)?);
+            let cols: Option<Cols<T>> = self.kept.as_ref().map(|_| (0..g.chunks()).map(|_| Mutex::new(None)).collect());
+            let y = forward::<T>(&g, slice(xs, xl)?, slice(ws, wl)?, slice(bs, bl)?, cols.as_ref());
+            if let (Some(kept), Some(cols)) = (&self.kept, cols) {
+                *kept.lock().expect("not poisoned") = Some(Box::new(cols));
+            }
             Ok((T::to_cpu_storage_owned(y), Shape::from((g.n, g.o, g.oh, g.ow))))
         })
     }
@@ -369,11 +423,13 @@ impl CustomOp3 for Conv2d {
         let dy = dy.contiguous()?;
         // The network's input needs no gradient: skip the most expensive of the three.
         let dx = if x.track_op() {
-            Some(dy.apply_op2_no_bwd(w, &GradInput { spec: self.0, input: x.dims4()? })?)
+            Some(dy.apply_op2_no_bwd(w, &GradInput { spec: self.spec, input: x.dims4()? })?)
         } else {
             None
         };
-        let dwb = x.apply_op2_no_bwd(&dy, &GradParams { spec: self.0, kernel: w.dims4()? })?;
+        let kept = self.kept.as_ref().and_then(|k| k.lock().expect("not poisoned").take());
+        let dwb =
+            x.apply_op2_no_bwd(&dy, &GradParams { spec: self.spec, kernel: w.dims4()?, kept: Mutex::new(kept) })?;
         let (o, rows) = (w.dim(0)?, w.elem_count() / w.dim(0)?);
         let dw = dwb.narrow(0, 0, o * rows)?.reshape(w.shape())?;
         let db = dwb.narrow(0, o * rows, o)?;
@@ -406,6 +462,7 @@ impl CustomOp2 for GradInput {
 struct GradParams {
     spec: Conv2dSpec,
     kernel: (usize, usize, usize, usize),
+    kept: Mutex<Option<Box<dyn Any + Send>>>,
 }
 
 impl CustomOp2 for GradParams {
@@ -417,7 +474,9 @@ impl CustomOp2 for GradParams {
         let (o, c, k, _) = self.kernel;
         let g = Geometry::new(xl.dims(), &[o, c, k, k], self.spec)?;
         by_dtype!(xs, |T| {
-            let (mut dw, db) = grad_params::<T>(&g, slice(xs, xl)?, slice(dys, dyl)?);
+            let kept = self.kept.lock().expect("not poisoned").take();
+            let cols = kept.as_ref().and_then(|k| k.downcast_ref::<Cols<T>>());
+            let (mut dw, db) = grad_params::<T>(&g, slice(xs, xl)?, slice(dys, dyl)?, cols);
             dw.extend(db);
             let len = dw.len();
             Ok((T::to_cpu_storage_owned(dw), Shape::from(len)))
@@ -430,7 +489,8 @@ pub fn conv2d(x: &Tensor, w: &Tensor, b: &Tensor, spec: Conv2dSpec) -> Result<Te
     if !x.device().is_cpu() {
         return conv2d_slow(x, w, b, spec);
     }
-    x.contiguous()?.apply_op3(&w.contiguous()?, &b.contiguous()?, Conv2d(spec))
+    let kept = super::grad_enabled().then(KeptCols::default);
+    x.contiguous()?.apply_op3(&w.contiguous()?, &b.contiguous()?, Conv2d { spec, kept })
 }
 
 /// The reference: candle's own convolution and a broadcast bias.

@@ -31,7 +31,7 @@ mod conv2d;
 mod cross_entropy;
 mod linear;
 mod max_pool2d;
-mod parallel;
+pub(crate) mod parallel;
 
 pub use batch_norm::{batch_norm, batch_norm_slow, BatchNormSpec, BatchStatistics, Statistics};
 pub use conv2d::{conv2d, conv2d_slow, Conv2dSpec};
@@ -51,6 +51,31 @@ fn slice<'a, T: WithDType>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [T]> {
 
 /// Images per parallel work item: fixed, so the work split never depends on the thread count.
 const CHUNK: usize = 8;
+
+thread_local! {
+    static NO_GRAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with a hint that no gradient of what it computes will be taken (evaluation,
+/// prediction), so that kernels keep nothing for a backward pass (the convolution's im2col
+/// matrices). Only speed and memory depend on it: a backward pass inside `f` is still exact,
+/// it just recomputes what was not kept.
+pub fn no_grad<R>(f: impl FnOnce() -> R) -> R {
+    /// Restores the previous state on the way out, panics included.
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            NO_GRAD.with(|g| g.set(self.0));
+        }
+    }
+    let _restore = Restore(NO_GRAD.with(|g| g.replace(true)));
+    f()
+}
+
+/// Whether kernels should keep what their backward pass needs (false inside [`no_grad`]).
+pub(crate) fn grad_enabled() -> bool {
+    !NO_GRAD.with(|g| g.get())
+}
 
 /// The float types the kernels run on: `f32` and `f64`.
 pub(crate) trait Real: Float + WithDType + faer::traits::ComplexField + Pooled {}

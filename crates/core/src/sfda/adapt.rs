@@ -92,7 +92,7 @@ fn calibrate(model: &dyn Model, set: &Dataset, batch: usize, device: &Device, ca
             return Err(Error::Cancelled { at: "during batch-norm re-estimation".into(), checkpoint: None });
         }
         let (x, _) = batches::gather(set, idx, device)?;
-        model.forward(&x, Mode::Calibrate { batch: b })?;
+        crate::ops::no_grad(|| model.forward(&x, Mode::Calibrate { batch: b }))?;
     }
     Ok(())
 }
@@ -256,7 +256,7 @@ impl Run<'_> {
                     .ok_or_else(|| Error::Internal("model without stages".into()))??;
                 let distill = |student: &Tensor| -> Result<Tensor> {
                     let teacher = self.teacher.ok_or_else(|| Error::Internal("no teacher".into()))?;
-                    let t = teacher.forward(&x, Mode::Eval)?.detach();
+                    let t = crate::ops::no_grad(|| teacher.forward(&x, Mode::Eval))?.detach();
                     Ok((distillation_kl(&t, student, pul.temperature)? * pul.lambda)?)
                 };
                 let im = |logits: &Tensor| -> Result<Tensor> {

@@ -92,14 +92,16 @@ pub(crate) fn predict(
     let order: Vec<u32> = (0..set.len() as u32).collect();
     for chunk in order.chunks(batch.max(1)) {
         let (x, _) = batches::gather(set, chunk, device)?;
-        let logits = if features {
-            let stages =
-                model.stages(&x, Mode::Eval).ok_or_else(|| Error::Internal("model without stages".into()))??;
-            feats.extend(stages.bottleneck.flatten_all()?.to_vec1::<f32>()?);
-            stages.logits
-        } else {
-            model.forward(&x, Mode::Eval)?
-        };
+        let logits = crate::ops::no_grad(|| -> Result<Tensor> {
+            Ok(if features {
+                let stages =
+                    model.stages(&x, Mode::Eval).ok_or_else(|| Error::Internal("model without stages".into()))??;
+                feats.extend(stages.bottleneck.flatten_all()?.to_vec1::<f32>()?);
+                stages.logits
+            } else {
+                model.forward(&x, Mode::Eval)?
+            })
+        })?;
         let classes = logits.dim(1)?;
         probs.extend(crate::sfda::losses::softmax_rows(&logits.flatten_all()?.to_vec1::<f32>()?, classes));
     }

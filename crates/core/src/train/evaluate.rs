@@ -40,7 +40,7 @@ pub fn evaluate(
             return Err(Error::Cancelled { at: "during evaluation".into(), checkpoint: None });
         }
         let (x, y) = batches::gather(data, chunk, device)?;
-        let logits = model.forward(&x, Mode::Eval)?;
+        let logits = crate::ops::no_grad(|| model.forward(&x, Mode::Eval))?;
         loss_sum += layers::cross_entropy(&logits, &y)?.to_scalar::<f32>()? as f64 * chunk.len() as f64;
         hits += correct(&logits, &y)?;
     }

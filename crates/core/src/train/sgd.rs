@@ -7,6 +7,7 @@
 //! On CPU the update runs in place, two passes per parameter and no allocation; elsewhere it
 //! is composed from candle ops. Both do the same `f32` operations in the same order.
 use crate::models::Params;
+use crate::ops::parallel;
 use candle_core::{backprop::GradStore, CpuStorage, InplaceOp3, Layout, Result, Tensor};
 
 pub struct Sgd {
@@ -38,6 +39,10 @@ impl Sgd {
         Ok(())
     }
 }
+
+/// Elements per parallel work item of the in-place update (element-wise, so any split gives
+/// the same bits).
+const PIECE: usize = 1 << 15;
 
 #[derive(Clone, Copy)]
 struct Hyper {
@@ -134,9 +139,11 @@ impl InplaceOp3 for UpdateBuffer {
     ) -> Result<()> {
         with_slices!((buf, bl), (theta, tl), (grad, gl), |T| {
             let (mu, wd) = (self.0.momentum as T, self.0.weight_decay as T);
-            for ((b, &t), &g) in buf.iter_mut().zip(theta).zip(grad) {
-                *b = (*b * mu + 0.0) + decayed(g, t, wd);
-            }
+            parallel::for_each_piece(buf, PIECE, |i, buf| {
+                for ((b, &t), &g) in buf.iter_mut().zip(&theta[i * PIECE..]).zip(&grad[i * PIECE..]) {
+                    *b = (*b * mu + 0.0) + decayed(g, t, wd);
+                }
+            });
             Ok(())
         })
     }
@@ -159,16 +166,18 @@ impl InplaceOp3 for UpdateParam {
         let h = self.0;
         with_slices!((theta, tl), (buf, bl), (grad, gl), |T| {
             let (mu, wd, lr) = (h.momentum as T, h.weight_decay as T, h.lr as T);
-            for ((t, &b), &g) in theta.iter_mut().zip(buf).zip(grad) {
-                let d = if h.momentum == 0.0 {
-                    decayed(g, *t, wd)
-                } else if h.nesterov {
-                    decayed(g, *t, wd) + (b * mu + 0.0)
-                } else {
-                    b
-                };
-                *t = *t - (d * lr + 0.0);
-            }
+            parallel::for_each_piece(theta, PIECE, |i, theta| {
+                for ((t, &b), &g) in theta.iter_mut().zip(&buf[i * PIECE..]).zip(&grad[i * PIECE..]) {
+                    let d = if h.momentum == 0.0 {
+                        decayed(g, *t, wd)
+                    } else if h.nesterov {
+                        decayed(g, *t, wd) + (b * mu + 0.0)
+                    } else {
+                        b
+                    };
+                    *t = *t - (d * lr + 0.0);
+                }
+            });
             Ok(())
         })
     }

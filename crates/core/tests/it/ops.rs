@@ -226,3 +226,18 @@ fn batch_norm_rejects_mismatched_inputs() {
     assert!(batch_norm(&x, &randn(&[2], 2), &b, &spec).is_err());
     assert!(batch_norm(&randn(&[1, 3], 4), &g, &b, &spec).unwrap_err().to_string().contains("> 1 value"));
 }
+
+/// The weight gradient is the same whether the forward pass kept its im2col matrices (the
+/// default) or not (inside `no_grad`, where the backward pass rebuilds them).
+#[test]
+fn conv2d_gradients_do_not_depend_on_kept_columns() {
+    let spec = Conv2dSpec { stride: 2, padding: 2 };
+    let (x, w, b) = (randn(&[9, 3, 12, 12], 1), randn(&[4, 3, 5, 5], 2), randn(&[4], 3));
+    let r = randn(&[9, 4, 6, 6], 4);
+    let f = |t: &[Tensor]| conv2d(&t[0], &t[1], &t[2], spec).unwrap();
+    let (_, kept) = grads(f, &[x.clone(), w.clone(), b.clone()], &r);
+    let (_, rebuilt) = goldpan_core::ops::no_grad(|| grads(f, &[x, w, b], &r));
+    for (a, b) in kept.iter().zip(&rebuilt) {
+        assert_eq!(max_abs_diff(a, b), 0.0);
+    }
+}
