@@ -35,6 +35,12 @@ pub fn conv2d_strided(x: &Tensor, w: &Tensor, b: &Tensor, stride: usize, padding
     ops::conv2d(x, w, b, ops::Conv2dSpec { stride, padding })
 }
 
+/// `relu(max_pool2d(conv2d(x, w, b), k))` in one op (stride-1, unpadded convolution): equal
+/// to the three layers, without the full-size convolution output in the autograd graph.
+pub fn conv2d_max_pool_relu(x: &Tensor, w: &Tensor, b: &Tensor, k: usize) -> Result<Tensor> {
+    ops::conv2d_max_pool_relu(x, w, b, ops::Conv2dSpec::default(), k)
+}
+
 /// Non-overlapping `k×k` max-pooling; the gradient goes to each window's first maximum.
 pub fn max_pool2d(x: &Tensor, k: usize) -> Result<Tensor> {
     ops::max_pool2d(x, k)

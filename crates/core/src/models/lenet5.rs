@@ -52,10 +52,8 @@ pub(super) fn build(init: &mut Initializer, dev: &Device) -> Result<Box<dyn Mode
 
 impl Model for LeNet5 {
     fn forward(&self, x: &Tensor, _mode: Mode) -> Result<Tensor> {
-        let x = layers::conv2d(x, &self.conv1.0, &self.conv1.1)?;
-        let x = layers::max_pool2d_relu(&x, 2)?;
-        let x = layers::conv2d(&x, &self.conv2.0, &self.conv2.1)?;
-        let x = layers::max_pool2d_relu(&x, 2)?;
+        let x = layers::conv2d_max_pool_relu(x, &self.conv1.0, &self.conv1.1, 2)?;
+        let x = layers::conv2d_max_pool_relu(&x, &self.conv2.0, &self.conv2.1, 2)?;
         let x = x.flatten_from(1)?;
         let x = layers::linear_relu(&x, &self.fc1.0, &self.fc1.1)?;
         let x = layers::linear_relu(&x, &self.fc2.0, &self.fc2.1)?;

@@ -97,8 +97,7 @@ pub(super) fn lenet_base(init: &mut Initializer, dev: &Device) -> Result<Box<dyn
 
 impl LeNetBase {
     fn backbone(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
-        let x = layers::conv2d(x, &self.conv1.0, &self.conv1.1)?;
-        let x = layers::max_pool2d_relu(&x, 2)?;
+        let x = layers::conv2d_max_pool_relu(x, &self.conv1.0, &self.conv1.1, 2)?;
         let x = layers::conv2d(&x, &self.conv2.0, &self.conv2.1)?;
         let x = layers::dropout2d(&x, 0.5, dropout_seed(mode, 0))?;
         layers::max_pool2d_relu(&x, 2)?.flatten_from(1)

@@ -387,6 +387,18 @@ struct Conv2d {
     kept: Option<KeptCols>,
 }
 
+impl Conv2d {
+    /// The forward pass, keeping the im2col matrices when asked to.
+    fn run<T: Real>(&self, g: &Geometry, x: &[T], w: &[T], b: &[T]) -> Vec<T> {
+        let cols: Option<Cols<T>> = self.kept.as_ref().map(|_| (0..g.chunks()).map(|_| Mutex::new(None)).collect());
+        let y = forward::<T>(g, x, w, b, cols.as_ref());
+        if let (Some(kept), Some(cols)) = (&self.kept, cols) {
+            *kept.lock().expect("not poisoned") = Some(Box::new(cols));
+        }
+        y
+    }
+}
+
 impl CustomOp3 for Conv2d {
     fn name(&self) -> &'static str {
         "goldpan-conv2d"
@@ -403,11 +415,7 @@ impl CustomOp3 for Conv2d {
     ) -> Result<(CpuStorage, Shape)> {
         let g = Geometry::new(xl.dims(), wl.dims(), self.spec)?;
         by_dtype!(xs, |T| {
-            let cols: Option<Cols<T>> = self.kept.as_ref().map(|_| (0..g.chunks()).map(|_| Mutex::new(None)).collect());
-            let y = forward::<T>(&g, slice(xs, xl)?, slice(ws, wl)?, slice(bs, bl)?, cols.as_ref());
-            if let (Some(kept), Some(cols)) = (&self.kept, cols) {
-                *kept.lock().expect("not poisoned") = Some(Box::new(cols));
-            }
+            let y = self.run::<T>(&g, slice(xs, xl)?, slice(ws, wl)?, slice(bs, bl)?);
             Ok((T::to_cpu_storage_owned(y), Shape::from((g.n, g.o, g.oh, g.ow))))
         })
     }
@@ -420,20 +428,100 @@ impl CustomOp3 for Conv2d {
         _y: &Tensor,
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let dy = dy.contiguous()?;
-        // The network's input needs no gradient: skip the most expensive of the three.
-        let dx = if x.track_op() {
-            Some(dy.apply_op2_no_bwd(w, &GradInput { spec: self.spec, input: x.dims4()? })?)
-        } else {
-            None
+        backward(self.spec, self.kept.as_ref(), x, w, &dy.contiguous()?)
+    }
+}
+
+/// `(∂x, ∂w, ∂b)` of a convolution from `∂y` (contiguous); `∂x` only if `x` is tracked.
+fn backward(
+    spec: Conv2dSpec,
+    kept: Option<&KeptCols>,
+    x: &Tensor,
+    w: &Tensor,
+    dy: &Tensor,
+) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    // The network's input needs no gradient: skip the most expensive of the three.
+    let dx = if x.track_op() { Some(dy.apply_op2_no_bwd(w, &GradInput { spec, input: x.dims4()? })?) } else { None };
+    let kept = kept.and_then(|k| k.lock().expect("not poisoned").take());
+    let dwb = x.apply_op2_no_bwd(dy, &GradParams { spec, kernel: w.dims4()?, kept: Mutex::new(kept) })?;
+    let (o, rows) = (w.dim(0)?, w.elem_count() / w.dim(0)?);
+    let dw = dwb.narrow(0, 0, o * rows)?.reshape(w.shape())?;
+    let db = dwb.narrow(0, o * rows, o)?;
+    Ok((dx, Some(dw), Some(db)))
+}
+
+/// Convolution, then `k×k` max-pooling and ReLU, as one op: the full-size convolution output
+/// never becomes a graph tensor (it is kept here for the backward pass), which saves its
+/// gradient's allocation and candle's zero-fill-and-add accumulation of it.
+struct ConvPoolRelu {
+    conv: Conv2d,
+    k: usize,
+    /// The convolution output (`Vec<f32>` or `Vec<f64>`) and its `(N, O, OH, OW)`.
+    y: Mutex<Option<(Box<dyn Any + Send>, (usize, usize, usize, usize))>>,
+}
+
+impl CustomOp3 for ConvPoolRelu {
+    fn name(&self) -> &'static str {
+        "goldpan-conv2d-max-pool-relu"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+        bs: &CpuStorage,
+        bl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = Geometry::new(xl.dims(), wl.dims(), self.conv.spec)?;
+        let (n, o, oh, ow, k) = (g.n, g.o, g.oh, g.ow, self.k);
+        by_dtype!(xs, |T| {
+            let y = self.conv.run::<T>(&g, slice(xs, xl)?, slice(ws, wl)?, slice(bs, bl)?);
+            let pooled = super::max_pool2d::forward::<T>(&y, (oh, ow), k, true);
+            *self.y.lock().expect("not poisoned") = Some((Box::new(y), (n, o, oh, ow)));
+            Ok((T::to_cpu_storage_owned(pooled), Shape::from((n, o, oh / k, ow / k))))
+        })
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _b: &Tensor,
+        _out: &Tensor,
+        dout: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let Some((y, dims)) = self.y.lock().expect("not poisoned").take() else {
+            candle_core::bail!("conv2d_max_pool_relu: backward ran twice")
         };
-        let kept = self.kept.as_ref().and_then(|k| k.lock().expect("not poisoned").take());
-        let dwb =
-            x.apply_op2_no_bwd(&dy, &GradParams { spec: self.spec, kernel: w.dims4()?, kept: Mutex::new(kept) })?;
-        let (o, rows) = (w.dim(0)?, w.elem_count() / w.dim(0)?);
-        let dw = dwb.narrow(0, 0, o * rows)?.reshape(w.shape())?;
-        let db = dwb.narrow(0, o * rows, o)?;
-        Ok((dx, Some(dw), Some(db)))
+        let dy = dout.contiguous()?.apply_op1_no_bwd(&PoolBackward { k: self.k, y: Mutex::new(Some(y)), dims })?;
+        backward(self.conv.spec, self.conv.kept.as_ref(), x, w, &dy)
+    }
+}
+
+/// `∂pooled → ∂y` of the convolution output held in `y`.
+struct PoolBackward {
+    k: usize,
+    y: Mutex<Option<Box<dyn Any + Send>>>,
+    dims: (usize, usize, usize, usize),
+}
+
+impl candle_core::CustomOp1 for PoolBackward {
+    fn name(&self) -> &'static str {
+        "goldpan-conv2d-max-pool-relu-backward"
+    }
+
+    fn cpu_fwd(&self, ds: &CpuStorage, dl: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (_, _, oh, ow) = self.dims;
+        let y = self.y.lock().expect("not poisoned").take();
+        by_dtype!(ds, |T| {
+            let Some(y) = y.as_ref().and_then(|y| y.downcast_ref::<Vec<T>>()) else {
+                candle_core::bail!("conv2d_max_pool_relu: forward output missing or of another type")
+            };
+            let dy = super::max_pool2d::backward::<T>(y, slice(ds, dl)?, (oh, ow), self.k, true);
+            Ok((T::to_cpu_storage_owned(dy), Shape::from(self.dims)))
+        })
     }
 }
 
@@ -491,6 +579,17 @@ pub fn conv2d(x: &Tensor, w: &Tensor, b: &Tensor, spec: Conv2dSpec) -> Result<Te
     }
     let kept = super::grad_enabled().then(KeptCols::default);
     x.contiguous()?.apply_op3(&w.contiguous()?, &b.contiguous()?, Conv2d { spec, kept })
+}
+
+/// `relu(max_pool2d(conv2d(x, w) + b, k))` as one op on CPU (see [`ConvPoolRelu`]); elsewhere
+/// the three ops.
+pub fn conv2d_max_pool_relu(x: &Tensor, w: &Tensor, b: &Tensor, spec: Conv2dSpec, k: usize) -> Result<Tensor> {
+    if !x.device().is_cpu() {
+        return super::max_pool2d_relu(&conv2d_slow(x, w, b, spec)?, k);
+    }
+    let kept = super::grad_enabled().then(KeptCols::default);
+    let op = ConvPoolRelu { conv: Conv2d { spec, kept }, k, y: Mutex::new(None) };
+    x.contiguous()?.apply_op3(&w.contiguous()?, &b.contiguous()?, op)
 }
 
 /// The reference: candle's own convolution and a broadcast bias.

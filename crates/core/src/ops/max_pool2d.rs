@@ -79,7 +79,7 @@ fn max2<T: Float>(a: T, b: T) -> T {
     }
 }
 
-fn forward<T: Float + Send + Sync>(x: &[T], (h, w): (usize, usize), k: usize, relu: bool) -> Vec<T> {
+pub(super) fn forward<T: Float + Send + Sync>(x: &[T], (h, w): (usize, usize), k: usize, relu: bool) -> Vec<T> {
     let (oh, ow) = (h / k, w / k);
     let out = oh * ow;
     let mut y = vec![T::zero(); x.len() / (h * w) * out];
@@ -103,7 +103,13 @@ fn forward<T: Float + Send + Sync>(x: &[T], (h, w): (usize, usize), k: usize, re
     y
 }
 
-fn backward<T: Float + Send + Sync>(x: &[T], dy: &[T], (h, w): (usize, usize), k: usize, relu: bool) -> Vec<T> {
+pub(super) fn backward<T: Float + Send + Sync>(
+    x: &[T],
+    dy: &[T],
+    (h, w): (usize, usize),
+    k: usize,
+    relu: bool,
+) -> Vec<T> {
     let (oh, ow) = (h / k, w / k);
     let out = oh * ow;
     let mut dx = vec![T::zero(); x.len()];

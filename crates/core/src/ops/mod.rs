@@ -34,7 +34,7 @@ mod max_pool2d;
 pub(crate) mod parallel;
 
 pub use batch_norm::{batch_norm, batch_norm_slow, BatchNormSpec, BatchStatistics, Statistics};
-pub use conv2d::{conv2d, conv2d_slow, Conv2dSpec};
+pub use conv2d::{conv2d, conv2d_max_pool_relu, conv2d_slow, Conv2dSpec};
 pub use cross_entropy::{cross_entropy, cross_entropy_slow, log_softmax, nll};
 pub use linear::{linear, linear_slow};
 pub use max_pool2d::{max_pool2d, max_pool2d_relu, max_pool2d_slow};

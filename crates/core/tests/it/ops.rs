@@ -241,3 +241,23 @@ fn conv2d_gradients_do_not_depend_on_kept_columns() {
         assert_eq!(max_abs_diff(a, b), 0.0);
     }
 }
+
+/// The fused convolution → max-pool → ReLU equals the three ops, values and all gradients.
+#[test]
+fn conv2d_max_pool_relu_matches_the_composition() {
+    use goldpan_core::ops::{conv2d_max_pool_relu, max_pool2d_relu};
+    let spec = Conv2dSpec::default();
+    for (i, &(n, c, h, o)) in [(19, 1, 12, 6), (3, 4, 9, 5)].iter().enumerate() {
+        let (x, w, b) = (randn(&[n, c, h, h], 10 + i as u64), randn(&[o, c, 3, 3], 20), randn(&[o], 30));
+        let out = max_pool2d_relu(&conv2d(&x, &w, &b, spec).unwrap(), 2).unwrap();
+        let r = randn(out.dims(), 40);
+        let fused = |t: &[Tensor]| conv2d_max_pool_relu(&t[0], &t[1], &t[2], spec, 2).unwrap();
+        let composed = |t: &[Tensor]| max_pool2d_relu(&conv2d(&t[0], &t[1], &t[2], spec).unwrap(), 2).unwrap();
+        let (a, ga) = grads(fused, &[x.clone(), w.clone(), b.clone()], &r);
+        let (e, ge) = grads(composed, &[x, w, b], &r);
+        assert_eq!(max_abs_diff(&a, &e), 0.0, "case {i}: forward");
+        for (name, (a, e)) in ["x", "w", "b"].iter().zip(ga.iter().zip(&ge)) {
+            assert_eq!(max_abs_diff(a, e), 0.0, "case {i}: ∂{name}");
+        }
+    }
+}
