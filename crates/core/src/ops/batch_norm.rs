@@ -23,6 +23,8 @@
 //! let d = (fast - slow).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap();
 //! assert!(d < 1e-12 && stats.unwrap().mean.len() == 3);
 //! ```
+// `!(v > 0)` is deliberate: it is true for NaN, which a ReLU must not pass as positive.
+#![allow(clippy::neg_cmp_op_on_partial_ord)]
 use super::{parallel, slice, Real, CHUNK};
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, WithDType};
@@ -107,7 +109,7 @@ fn row_sum<T: Real>(row: &[T], f: impl Fn(T) -> T) -> f64 {
     let mut chunks = row.chunks_exact(8);
     for c in &mut chunks {
         for (a, &v) in acc.iter_mut().zip(c) {
-            *a = *a + f(v);
+            *a += f(v);
         }
     }
     let tail: f64 = chunks.remainder().iter().map(|&v| to_f64(f(v))).sum();
@@ -123,8 +125,8 @@ fn grad_sums<T: Real>(x: &[T], y: &[T], dy: &[T], s: T, mu: T, relu: bool) -> (f
     for i in (0..whole).step_by(8) {
         for k in 0..8 {
             let gi = g(y[i + k], dy[i + k]);
-            a[k] = a[k] + gi;
-            b[k] = b[k] + gi * (x[i + k] - mu);
+            a[k] += gi;
+            b[k] += gi * (x[i + k] - mu);
         }
     }
     let (mut sa, mut sb) = (0f64, 0f64);

@@ -457,7 +457,7 @@ struct ConvPoolRelu {
     conv: Conv2d,
     k: usize,
     /// The convolution output (`Vec<f32>` or `Vec<f64>`) and its `(N, O, OH, OW)`.
-    y: Mutex<Option<(Box<dyn Any + Send>, (usize, usize, usize, usize))>>,
+    y: Mutex<Option<(Box<dyn Any + Send>, Dims4)>>,
 }
 
 impl CustomOp3 for ConvPoolRelu {
@@ -499,6 +499,8 @@ impl CustomOp3 for ConvPoolRelu {
         backward(self.conv.spec, self.conv.kept.as_ref(), x, w, &dy)
     }
 }
+
+type Dims4 = (usize, usize, usize, usize);
 
 /// `∂pooled → ∂y` of the convolution output held in `y`.
 struct PoolBackward {

@@ -68,7 +68,7 @@ fn grad_params<T: Real>(x: &[T], dy: &[T], y: &[T], (n, fin, fout): (usize, usiz
         matmul(fout, fin, hi - lo, dw, false, &dz, 1, fout, &x[lo * fin..hi * fin], fin, 1);
         for row in dz.chunks(fout) {
             for (s, &v) in db.iter_mut().zip(row) {
-                *s = *s + v;
+                *s += v;
             }
         }
         acc

@@ -13,6 +13,8 @@
 //! let b = max_pool2d_slow(&x, 2).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
 //! assert_eq!(a, b);
 //! ```
+// `!(v > 0)` is deliberate: it is true for NaN, which a ReLU must not pass as positive.
+#![allow(clippy::neg_cmp_op_on_partial_ord)]
 use super::{parallel, slice};
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, Tensor, WithDType, D};

@@ -205,7 +205,7 @@ fn run(
             state.batch_in_epoch += 1;
             state.global_step += 1;
 
-            if state.global_step % cfg.progress_every == 0 {
+            if state.global_step.is_multiple_of(cfg.progress_every) {
                 let (loss, accuracy, images_per_sec) = step_window.take();
                 on_progress(&Progress {
                     kind: super::ProgressKind::Step,
@@ -223,7 +223,7 @@ fn run(
                     checkpoint: None,
                 });
             }
-            if cfg.checkpoint_every.is_some_and(|k| state.global_step % k == 0)
+            if cfg.checkpoint_every.is_some_and(|k| state.global_step.is_multiple_of(k))
                 && state.batch_in_epoch < steps_per_epoch
             {
                 save(&state, "last.safetensors", &mut last_checkpoint)?;

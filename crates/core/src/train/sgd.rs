@@ -175,7 +175,7 @@ impl InplaceOp3 for UpdateParam {
                     } else {
                         b
                     };
-                    *t = *t - (d * lr + 0.0);
+                    *t -= d * lr + 0.0;
                 }
             });
             Ok(())
