@@ -121,6 +121,8 @@ export interface BindingTrainConfig {
   progressEvery?: number
   trainLimit?: number
   testLimit?: number
+  /** "true", "random" (fixed per sample) or "random-redraw" (every epoch). */
+  labels?: string
 }
 
 export interface BindingTrainResult {

@@ -29,6 +29,8 @@ pub struct BindingTrainConfig {
     pub progress_every: Option<u32>,
     pub train_limit: Option<u32>,
     pub test_limit: Option<u32>,
+    /// "true", "random" (fixed per sample) or "random-redraw" (every epoch).
+    pub labels: Option<String>,
 }
 
 impl From<BindingTrainConfig> for TrainConfig {
@@ -50,6 +52,7 @@ impl From<BindingTrainConfig> for TrainConfig {
             progress_every: opt(c.progress_every).unwrap_or(TrainConfig::default().progress_every),
             train_limit: opt(c.train_limit),
             test_limit: opt(c.test_limit),
+            labels: c.labels.unwrap_or_else(|| TrainConfig::default().labels),
         }
     }
 }

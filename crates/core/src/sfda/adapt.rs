@@ -14,7 +14,6 @@ use crate::error::{Error, Result};
 use crate::models::{self, layers, mix_seed, Initializer, Mode, Model, Params, CLASSIFIER_PREFIX};
 use crate::train::{batches, evaluate, weights_hash, EvalResult, Progress, ProgressKind, Sgd};
 use candle_core::{Device, Tensor};
-use rand::{Rng, SeedableRng};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -73,9 +72,7 @@ fn random_labels(seed: u64, epoch: usize, n: usize, classes: usize, labels: Labe
         Labels::Fixed => 0,
         Labels::Redraw => 1 + epoch as u64,
     };
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(mix_seed(seed, common::LABEL_STREAM));
-    rng.set_stream(stream);
-    (0..n).map(|_| rng.random_range(0..classes as u32)).collect()
+    batches::random_labels(seed, stream, n, classes)
 }
 
 fn criterion(model: &dyn Model, set: &Dataset, batch: usize, device: &Device) -> Result<f64> {

@@ -19,7 +19,6 @@ pub(crate) fn scheduled_lr(lr0: f64, iteration: usize, max_iterations: usize) ->
 pub(crate) const SPLIT_STREAM: u64 = 0x5b17;
 pub(crate) const AUGMENT_STREAM: u64 = 0xa063e7;
 pub(crate) const PROJECTOR_STREAM: u64 = 0x9601ec7;
-pub(crate) const LABEL_STREAM: u64 = 0x1abe1;
 
 /// `split` of `name`, shaped for `model_input`, cut to `limit` samples.
 pub(crate) fn load(

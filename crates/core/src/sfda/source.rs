@@ -50,6 +50,7 @@ fn train_config(cfg: &SourceConfig) -> TrainConfig {
         progress_every: cfg.progress_every,
         train_limit: cfg.train_limit,
         test_limit: None,
+        labels: "true".into(),
     }
 }
 

@@ -19,6 +19,18 @@ pub fn epoch_order(seed: u64, epoch: usize, n: usize) -> Vec<u32> {
     order
 }
 
+/// Labels drawn uniformly from `0..classes` for `n` samples, from `seed` and `stream` (the
+/// same pair, the same labels).
+pub fn random_labels(seed: u64, stream: u64, n: usize, classes: usize) -> Vec<u32> {
+    use rand::Rng;
+    let mut rng = ChaCha8Rng::seed_from_u64(crate::models::mix_seed(seed, RANDOM_LABELS));
+    rng.set_stream(stream);
+    (0..n).map(|_| rng.random_range(0..classes as u32)).collect()
+}
+
+/// Seed tag of [`random_labels`], apart from the data order's and the layers' streams.
+const RANDOM_LABELS: u64 = 0x1abe1;
+
 /// A seed for the stochastic layers of global step `step`.
 pub fn step_seed(seed: u64, step: usize) -> u64 {
     crate::models::mix_seed(seed, step as u64)

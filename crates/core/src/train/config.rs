@@ -37,8 +37,20 @@ pub struct TrainConfig {
     /// Use only the first N training / test samples.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub train_limit: Option<usize>,
+    /// Training labels: `true` (the dataset's), `random` (uniform over the classes, drawn once
+    /// per sample from the seed) or `random-redraw` (drawn anew every epoch) — the paper's
+    /// random-label runs. Test metrics always use the true test labels.
+    #[serde(default = "true_labels")]
+    pub labels: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub test_limit: Option<usize>,
+}
+
+/// Accepted values of [`TrainConfig::labels`].
+pub const LABELS: &[&str] = &["true", "random", "random-redraw"];
+
+fn true_labels() -> String {
+    "true".into()
 }
 
 impl Default for TrainConfig {
@@ -60,6 +72,7 @@ impl Default for TrainConfig {
             progress_every: 50,
             train_limit: None,
             test_limit: None,
+            labels: true_labels(),
         }
     }
 }
@@ -73,6 +86,9 @@ impl TrainConfig {
                 "dataset",
                 format!("unknown dataset {:?}; available: {}", self.dataset, data::DATASETS.join(", ")),
             ));
+        }
+        if !LABELS.contains(&self.labels.as_str()) {
+            return Err(Error::config("labels", format!("{:?}: expected one of {}", self.labels, LABELS.join(", "))));
         }
         if !device::DEVICES.contains(&self.device.as_str()) {
             return Err(Error::config("device", format!("expected one of {}", device::DEVICES.join(", "))));

@@ -143,7 +143,7 @@ fn run(
 ) -> Result<TrainResult> {
     let start = Instant::now();
     let cfg = state.config.clone();
-    let train_set = load_split(&cfg, Split::Train, cfg.train_limit)?;
+    let mut train_set = load_split(&cfg, Split::Train, cfg.train_limit)?;
     let test_set = load_split(&cfg, Split::Test, cfg.test_limit)?;
     let n = train_set.len();
     let steps_per_epoch = n.div_ceil(cfg.batch_size);
@@ -173,6 +173,13 @@ fn run(
     let (mut test_loss, mut test_accuracy) = (f64::NAN, f64::NAN);
 
     while state.epoch < cfg.epochs {
+        match cfg.labels.as_str() {
+            "random" => train_set.labels = batches::random_labels(cfg.seed, 0, n, train_set.classes),
+            "random-redraw" => {
+                train_set.labels = batches::random_labels(cfg.seed, 1 + state.epoch as u64, n, train_set.classes)
+            }
+            _ => {}
+        }
         let order = batches::epoch_order(cfg.seed, state.epoch, n);
         while state.batch_in_epoch < steps_per_epoch {
             if cancel.load(Ordering::Relaxed) {

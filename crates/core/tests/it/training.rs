@@ -179,3 +179,36 @@ fn lenet_base_with_dropout_and_batch_norm_resumes_bit_for_bit() {
     let resumed = train::resume(&dir.path().join("last.safetensors"), more, &mut quiet, &never).unwrap();
     assert_eq!(resumed.weights_hash, full.weights_hash);
 }
+
+/// Random labels are a data option: seeded, reproducible, resumable; `random` keeps one draw,
+/// `random-redraw` draws per epoch; a network can fit them only by memorising, so the test
+/// accuracy (true labels) stays near chance while training on the bundled subset.
+#[test]
+fn random_labels_are_seeded_and_resume_bit_for_bit() {
+    use goldpan_core::train::batches::random_labels;
+    let a = random_labels(3, 0, 1000, 10);
+    assert_eq!(a, random_labels(3, 0, 1000, 10));
+    assert_ne!(a, random_labels(3, 1, 1000, 10));
+    assert_ne!(a, random_labels(4, 0, 1000, 10));
+    let counts = (0..10).map(|c| a.iter().filter(|&&l| l == c).count()).collect::<Vec<_>>();
+    assert!(counts.iter().all(|&k| (60..=140).contains(&k)), "roughly uniform: {counts:?}");
+
+    let never = AtomicBool::new(false);
+    for labels in ["random", "random-redraw"] {
+        let cfg = TrainConfig { labels: labels.into(), ..small(9, None) };
+        let full = train::train(cfg.clone(), &mut quiet, &never).unwrap();
+        assert!(full.test_accuracy < 0.35, "{labels}: test accuracy {} on true labels", full.test_accuracy);
+        let truth = train::train(small(9, None), &mut quiet, &never).unwrap();
+        assert_ne!(full.weights_hash, truth.weights_hash);
+        // Resume from the epoch-1 checkpoint reaches the same weights.
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = TrainConfig { out_dir: Some(dir.path().to_path_buf()), ..cfg };
+        train::train(cfg, &mut quiet, &never).unwrap();
+        let resumed =
+            train::resume(&dir.path().join("epoch-1.safetensors"), Default::default(), &mut quiet, &never).unwrap();
+        assert_eq!(resumed.weights_hash, full.weights_hash, "{labels}: resume");
+    }
+    let bad = TrainConfig { labels: "shuffled".into(), ..small(0, None) };
+    let err = train::train(bad, &mut quiet, &never).unwrap_err();
+    assert!(err.to_string().contains("labels"), "{err}");
+}

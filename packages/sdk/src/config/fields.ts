@@ -5,7 +5,7 @@
 import { z } from "zod";
 
 /** Datasets the core reads (`crates/core/src/data/mod.rs` `DATASETS`). */
-export const DATASETS = ["mnist", "fashion-mnist"] as const;
+export const DATASETS = ["mnist", "fashion-mnist", "usps", "svhn"] as const;
 
 /** Devices the core knows; "cuda" needs a build with the `cuda` feature. */
 export const DEVICES = ["cpu", "cuda"] as const;

@@ -29,6 +29,7 @@ describe("TrainConfigSchema", () => {
       seed: 0,
       device: "cpu",
       progressEvery: 50,
+      labels: "true",
     });
   });
 
@@ -40,7 +41,7 @@ describe("TrainConfigSchema", () => {
   it("reports every bad field at once, each with its path", () => {
     const e = configError({
       model: "",
-      dataset: "svhn",
+      dataset: "cifar",
       epochs: 0,
       batchSize: 1.5,
       lr: -1,
@@ -54,6 +55,7 @@ describe("TrainConfigSchema", () => {
       progressEvery: 0,
       trainLimit: -5,
       testLimit: "all",
+      labels: "shuffled",
       dataDir: 7,
       bogus: true,
     });
@@ -74,12 +76,13 @@ describe("TrainConfigSchema", () => {
       "progressEvery",
       "trainLimit",
       "testLimit",
+      "labels",
       "dataDir",
       "bogus",
     ];
     expect(e.issues?.map((i) => i.path.join(".")).sort()).toEqual([...fields].sort());
     for (const field of fields) expect(e.message).toContain(`- ${field}: `);
-    expect(e.message).toMatch(/^invalid train config \(17 problems\):/);
+    expect(e.message).toMatch(/^invalid train config \(18 problems\):/);
   });
 
   it("says what a valid value is", () => {

@@ -1,6 +1,9 @@
 import { z } from "zod";
 import * as f from "./fields.js";
 
+/** Training-label modes; the core's `train::LABELS`. */
+export const LABELS = ["true", "random", "random-redraw"] as const;
+
 /** One training run. Defaults live here and nowhere else. */
 export const TrainConfigSchema = z
   .strictObject({
@@ -36,6 +39,12 @@ export const TrainConfigSchema = z
     progressEvery: f.positiveInt().default(50).describe("Report progress every N steps."),
     trainLimit: f.positiveInt().optional().describe("Use only the first N training images."),
     testLimit: f.positiveInt().optional().describe("Use only the first N test images."),
+    labels: z
+      .enum(LABELS, { error: `must be one of ${LABELS.join(", ")}` })
+      .default("true")
+      .describe(
+        "Training labels: true, random (uniform, fixed per image, from the seed) or random-redraw (drawn every epoch); test metrics use the true labels.",
+      ),
   })
   .refine((c) => !(c.nesterov && c.momentum === 0), {
     path: ["nesterov"],
