@@ -40,7 +40,7 @@ fn weighted_sum(t: &Tensor, r: &Tensor) -> Tensor {
 /// Checks candle's gradient of the scalar `f(inputs)` with respect to each `inputs[i]`,
 /// `i ∈ which`, against central differences; panics on a mismatch or an all-zero gradient.
 /// Returns the largest relative error seen, for the report.
-fn check_grads(f: impl Fn(&[Tensor]) -> Tensor, inputs: &[Tensor], which: &[usize]) -> f64 {
+pub(crate) fn check_grads(f: impl Fn(&[Tensor]) -> Tensor, inputs: &[Tensor], which: &[usize]) -> f64 {
     // Autograd: the checked inputs become variables, the rest stay constants (e.g. labels).
     let vars: Vec<Option<Var>> =
         (0..inputs.len()).map(|i| which.contains(&i).then(|| Var::from_tensor(&inputs[i]).unwrap())).collect();

@@ -2,7 +2,7 @@
 //! (uniform logits, `KL(p‖p) = 0`, one-hot predictions), and candle's gradients against central
 //! differences `(L(θ + h·eᵢ) − L(θ − h·eᵢ)) / 2h`, `h = 1e-6`, with the error
 //! `max|autograd − numeric| / max(1, max|numeric|)` ≤ 1e-6, in f64 on the CPU.
-use candle_core::{backprop::GradStore, DType, Device, Tensor, Var};
+use candle_core::{DType, Device, Tensor, Var};
 use goldpan_core::ops;
 use goldpan_core::sfda::losses::{
     distillation_kl, information_maximization, label_smoothed_cross_entropy, mutual_information, softmax_rows,
@@ -10,11 +10,9 @@ use goldpan_core::sfda::losses::{
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+// The finite-difference checker of the layer gradients (h = 1e-6, relative tolerance 1e-6).
+use super::gradients::check_grads;
 
-/// Step of the central differences.
-const H: f64 = 1e-6;
-/// Largest accepted `max|autograd − numeric| / max(1, max|numeric|)`.
-const TOL: f64 = 1e-6;
 /// Agreement of a loss with its brute-force loop.
 const EXACT: f64 = 1e-12;
 
@@ -45,53 +43,6 @@ fn softmax(row: &[f64]) -> Vec<f64> {
 
 fn assert_close(a: f64, b: f64, tol: f64, what: &str) {
     assert!((a - b).abs() <= tol, "{what}: {a} vs {b} (|Δ| = {:e} > {tol:e})", (a - b).abs());
-}
-
-/// Checks candle's gradient of the scalar `f(inputs)` with respect to each `inputs[i]`,
-/// `i ∈ which`, against central differences; panics on a mismatch or an all-zero gradient.
-fn check_grads(f: impl Fn(&[Tensor]) -> Tensor, inputs: &[Tensor], which: &[usize]) -> f64 {
-    let vars: Vec<Option<Var>> =
-        (0..inputs.len()).map(|i| which.contains(&i).then(|| Var::from_tensor(&inputs[i]).unwrap())).collect();
-    let tracked: Vec<Tensor> = inputs
-        .iter()
-        .zip(&vars)
-        .map(|(t, v)| v.as_ref().map_or_else(|| t.clone(), |v| v.as_tensor().clone()))
-        .collect();
-    let loss = f(&tracked);
-    assert_eq!(loss.elem_count(), 1, "the checked function must return a scalar");
-    let grads: GradStore = loss.backward().unwrap();
-
-    let mut worst = 0f64;
-    for &i in which {
-        let var = vars[i].as_ref().unwrap();
-        let auto: Vec<f64> = grads
-            .get(var)
-            .unwrap_or_else(|| panic!("no gradient for input {i}"))
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
-        let dims = inputs[i].dims().to_vec();
-        let base: Vec<f64> = inputs[i].flatten_all().unwrap().to_vec1().unwrap();
-        let mut args: Vec<Tensor> = inputs.to_vec();
-        let mut eval = |j: usize, delta: f64| {
-            let mut v = base.clone();
-            v[j] += delta;
-            args[i] = Tensor::from_vec(v, dims.as_slice(), &Device::Cpu).unwrap();
-            scalar(&f(&args))
-        };
-        let numeric: Vec<f64> = (0..base.len()).map(|j| (eval(j, H) - eval(j, -H)) / (2.0 * H)).collect();
-
-        let max_abs = |v: &[f64]| v.iter().fold(0f64, |m, x| m.max(x.abs()));
-        assert!(max_abs(&numeric) > 1e-3, "input {i}: numeric gradient is ~0");
-        assert!(max_abs(&auto) > 1e-3, "input {i}: autograd gradient is ~0");
-        let diff = auto.iter().zip(&numeric).fold(0f64, |m, (a, b)| m.max((a - b).abs()));
-        let rel = diff / max_abs(&numeric).max(1.0);
-        eprintln!("input {i} ({dims:?}): relative error {rel:.3e}");
-        assert!(rel <= TOL, "input {i}: relative error {rel:e} > {TOL:e}\nautograd {auto:?}\nnumeric  {numeric:?}");
-        worst = worst.max(rel);
-    }
-    worst
 }
 
 fn labels(v: &[u32]) -> Tensor {
