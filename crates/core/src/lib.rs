@@ -6,8 +6,10 @@ pub mod checkpoint;
 pub mod data;
 pub mod device;
 mod error;
+pub mod hessian;
 pub mod models;
 pub mod ops;
+pub mod program;
 pub mod sfda;
 pub mod train;
 

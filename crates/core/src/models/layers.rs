@@ -69,7 +69,7 @@ pub fn layer_seed(seed: u64, layer: u64) -> u64 {
 }
 
 /// Inverted-dropout keep mask: each entry 1/(1−p) with probability 1−p, else 0.
-fn keep_mask(seed: u64, n: usize, p: f64) -> Result<Vec<f64>> {
+pub(crate) fn keep_mask(seed: u64, n: usize, p: f64) -> Result<Vec<f64>> {
     use rand::{Rng, SeedableRng};
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let scale = 1.0 / (1.0 - p);

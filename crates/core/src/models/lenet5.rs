@@ -1,6 +1,7 @@
 //! LeNet5 for `1×28×28` input: conv 1→6 5×5, max-pool 2, ReLU, conv 6→16 5×5, max-pool 2,
 //! ReLU, FC 256→120→84→10 — 44,426 parameters.
 use super::{layers, Initializer, Mode, Model, Params};
+use crate::program::{Op, Program};
 use candle_core::{Device, Result, Tensor};
 
 struct LeNet5 {
@@ -62,5 +63,27 @@ impl Model for LeNet5 {
 
     fn params(&self) -> &Params {
         &self.params
+    }
+
+    fn program(&self, mode: Mode) -> crate::Result<Program> {
+        if let Mode::Calibrate { .. } = mode {
+            return Err(crate::Error::config("mode", "lenet5 has no batch norm to calibrate"));
+        }
+        let p = &self.params;
+        let mut prog = Program::new(p);
+        for conv in ["conv1", "conv2"] {
+            let (weight, bias) = (p.index(&format!("{conv}.weight"))?, p.index(&format!("{conv}.bias"))?);
+            prog.push(Op::Conv2d { weight, bias, spec: Default::default() })
+                .push(Op::MaxPool2d { k: 2 })
+                .push(Op::Relu);
+        }
+        prog.push(Op::Flatten);
+        for (i, fc) in ["fc1", "fc2", "fc3"].into_iter().enumerate() {
+            prog.push(Op::Linear { weight: p.index(&format!("{fc}.weight"))?, bias: p.index(&format!("{fc}.bias"))? });
+            if i < 2 {
+                prog.push(Op::Relu);
+            }
+        }
+        Ok(prog)
     }
 }

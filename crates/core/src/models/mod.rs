@@ -18,6 +18,7 @@ mod shot;
 pub use params::{mix_seed, Initializer, Params};
 
 use crate::error::{Error, Result};
+use crate::program::Program;
 use candle_core::{Device, Tensor};
 
 /// How a forward pass runs: training mode (dropout, batch statistics) or evaluation.
@@ -59,6 +60,12 @@ pub trait Model: Send + Sync {
     /// Logits `N×classes` for images `N×C×H×W`.
     fn forward(&self, x: &Tensor, mode: Mode) -> candle_core::Result<Tensor>;
     fn params(&self) -> &Params;
+
+    /// The same network as a [`Program`], for exact derivatives beyond training's gradient
+    /// (Hessian– and Jacobian–vector products). In `Mode::Train { seed }` it uses the batch's
+    /// statistics and the dropout masks of that seed (without updating running statistics);
+    /// `Mode::Calibrate` has none.
+    fn program(&self, mode: Mode) -> Result<Program>;
 
     /// The intermediate stages of SHOT's networks (netF → netB → netC); `None` for models
     /// without that split.

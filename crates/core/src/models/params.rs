@@ -96,6 +96,14 @@ impl Params {
         self.entries.iter().map(|(n, v)| (n.as_str(), v))
     }
 
+    /// Position of parameter `name` in [`Params::iter`] order.
+    pub fn index(&self, name: &str) -> crate::Result<usize> {
+        self.entries
+            .iter()
+            .position(|(n, _)| n == name)
+            .ok_or_else(|| crate::Error::Internal(format!("the model has no parameter {name:?}")))
+    }
+
     pub fn buffers(&self) -> impl Iterator<Item = (&str, &Var)> {
         self.buffers.iter().map(|(n, v)| (n.as_str(), v))
     }

@@ -12,6 +12,8 @@
 //! `init_weights` (Xavier-normal weights, zero biases); batch norms start at γ = 1, β = 0.
 use super::layers::{self, BatchNorm};
 use super::{Initializer, Mode, Model, Params};
+use crate::ops::Conv2dSpec;
+use crate::program::{Op, Program};
 use candle_core::{Device, Result, Tensor};
 
 /// A conv or linear layer with PyTorch's default initialisation.
@@ -64,6 +66,49 @@ impl Head {
         let logits = layers::weight_norm_linear(&x, v, g, b)?;
         Ok((x, logits))
     }
+}
+
+impl Head {
+    /// netB and netC as program ops.
+    fn program(&self, p: &Params, mode: Mode, prog: &mut Program) -> crate::Result<()> {
+        prog.push(Op::Linear { weight: p.index("bottleneck.weight")?, bias: p.index("bottleneck.bias")? });
+        push_batch_norm(p, &self.bn, "bottleneck_bn", mode, prog)?;
+        push_dropout(0.5, mode, 100, prog);
+        prog.push(Op::WeightNormLinear {
+            direction: p.index("classifier.weight_v")?,
+            gain: p.index("classifier.weight_g")?,
+            bias: p.index("classifier.bias")?,
+        });
+        Ok(())
+    }
+}
+
+/// A batch norm with the batch's statistics in training, the running ones in evaluation.
+fn push_batch_norm(p: &Params, bn: &BatchNorm, name: &str, mode: Mode, prog: &mut Program) -> crate::Result<()> {
+    let running = match mode {
+        Mode::Train { .. } => None,
+        Mode::Eval => {
+            let stat = |v: &candle_core::Var| -> crate::Result<Vec<f64>> {
+                Ok(v.as_tensor().to_dtype(candle_core::DType::F64)?.to_vec1::<f64>()?)
+            };
+            Some((stat(&bn.running_mean)?, stat(&bn.running_var)?))
+        }
+        Mode::Calibrate { .. } => return Err(crate::Error::config("mode", "calibration has no program")),
+    };
+    let (gamma, beta) = (p.index(&format!("{name}.weight"))?, p.index(&format!("{name}.bias"))?);
+    prog.push(Op::BatchNorm { gamma, beta, running, eps: bn.eps });
+    Ok(())
+}
+
+/// The dropout layer `layer` of a training step (nothing in evaluation).
+fn push_dropout(p: f64, mode: Mode, layer: u64, prog: &mut Program) {
+    if let Some(seed) = dropout_seed(mode, layer) {
+        prog.push(Op::Dropout { p, seed });
+    }
+}
+
+fn conv_op(p: &Params, name: &str, spec: Conv2dSpec) -> crate::Result<Op> {
+    Ok(Op::Conv2d { weight: p.index(&format!("{name}.weight"))?, bias: p.index(&format!("{name}.bias"))?, spec })
 }
 
 fn stages(backbone: Result<Tensor>, head: &Head, mode: Mode) -> Result<super::Stages> {
@@ -120,6 +165,17 @@ impl Model for LeNetBase {
     fn params(&self) -> &Params {
         &self.params
     }
+
+    fn program(&self, mode: Mode) -> crate::Result<Program> {
+        let p = &self.params;
+        let mut prog = Program::new(p);
+        prog.push(conv_op(p, "conv1", Conv2dSpec::default())?).push(Op::MaxPool2d { k: 2 }).push(Op::Relu);
+        prog.push(conv_op(p, "conv2", Conv2dSpec::default())?);
+        push_dropout(0.5, mode, 0, &mut prog);
+        prog.push(Op::MaxPool2d { k: 2 }).push(Op::Relu).push(Op::Flatten);
+        self.head.program(p, mode, &mut prog)?;
+        Ok(prog)
+    }
 }
 
 struct Dtn {
@@ -166,5 +222,19 @@ impl Model for Dtn {
 
     fn params(&self) -> &Params {
         &self.params
+    }
+
+    fn program(&self, mode: Mode) -> crate::Result<Program> {
+        let p = &self.params;
+        let mut prog = Program::new(p);
+        for (i, (_, bn, drop)) in self.convs.iter().enumerate() {
+            prog.push(conv_op(p, &format!("conv{}", i + 1), Conv2dSpec { stride: 2, padding: 2 })?);
+            push_batch_norm(p, bn, &format!("bn{}", i + 1), mode, &mut prog)?;
+            push_dropout(*drop, mode, i as u64, &mut prog);
+            prog.push(Op::Relu);
+        }
+        prog.push(Op::Flatten);
+        self.head.program(p, mode, &mut prog)?;
+        Ok(prog)
     }
 }

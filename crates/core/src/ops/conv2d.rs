@@ -574,6 +574,38 @@ impl CustomOp2 for GradParams {
     }
 }
 
+/// One convolution's kernels on plain slices, outside candle's graph, for the second-order
+/// engine (`crate::program`), which needs them with other arguments than training does
+/// (tangents, second-order adjoints).
+pub(crate) struct ConvKernels(Geometry);
+
+impl ConvKernels {
+    pub(crate) fn new(input: &[usize], kernel: &[usize], spec: Conv2dSpec) -> Result<Self> {
+        Geometry::new(input, kernel, spec).map(Self)
+    }
+
+    /// `(N, O, OH, OW)`.
+    pub(crate) fn output(&self) -> [usize; 4] {
+        let g = &self.0;
+        [g.n, g.o, g.oh, g.ow]
+    }
+
+    /// `conv(x, w) + b`.
+    pub(crate) fn forward<T: Real>(&self, x: &[T], w: &[T], b: &[T]) -> Vec<T> {
+        forward(&self.0, x, w, b, None)
+    }
+
+    /// `∂x` from `∂y`.
+    pub(crate) fn grad_input<T: Real>(&self, dy: &[T], w: &[T]) -> Vec<T> {
+        grad_input(&self.0, dy, w)
+    }
+
+    /// `(∂w, ∂b)` from `x` and `∂y`.
+    pub(crate) fn grad_params<T: Real>(&self, x: &[T], dy: &[T]) -> (Vec<T>, Vec<T>) {
+        grad_params(&self.0, x, dy, None)
+    }
+}
+
 /// Convolution plus bias; the fast kernel on CPU, [`conv2d_slow`] elsewhere.
 pub fn conv2d(x: &Tensor, w: &Tensor, b: &Tensor, spec: Conv2dSpec) -> Result<Tensor> {
     if !x.device().is_cpu() {

@@ -188,6 +188,29 @@ impl CustomOp3 for GradParams {
     }
 }
 
+/// The layer's kernels on plain slices (no ReLU), outside candle's graph, for the
+/// second-order engine (`crate::program`). `dims = (n, in, out)`.
+pub(crate) mod kernels {
+    use super::Real;
+
+    /// `x·wᵀ + b`.
+    pub(crate) fn forward<T: Real>(x: &[T], w: &[T], b: &[T], dims: (usize, usize, usize)) -> Vec<T> {
+        super::forward(x, w, b, dims, false)
+    }
+
+    /// `∂y·w`.
+    pub(crate) fn grad_input<T: Real>(dy: &[T], w: &[T], dims: (usize, usize, usize)) -> Vec<T> {
+        super::grad_input(dy, dy, w, dims, false)
+    }
+
+    /// `(∂w, ∂b) = (∂yᵀ·x, Σₙ ∂y)`.
+    pub(crate) fn grad_params<T: Real>(x: &[T], dy: &[T], dims: (usize, usize, usize)) -> (Vec<T>, Vec<T>) {
+        let mut dw = super::grad_params(x, dy, dy, dims, false);
+        let db = dw.split_off(dims.1 * dims.2);
+        (dw, db)
+    }
+}
+
 /// `x·wᵀ + b`, then ReLU if `relu`; the fast kernel on CPU, [`linear_slow`] elsewhere.
 pub fn linear(x: &Tensor, w: &Tensor, b: &Tensor, relu: bool) -> Result<Tensor> {
     if !x.device().is_cpu() {

@@ -81,7 +81,7 @@ fn max2<T: Float>(a: T, b: T) -> T {
     }
 }
 
-pub(super) fn forward<T: Float + Send + Sync>(x: &[T], (h, w): (usize, usize), k: usize, relu: bool) -> Vec<T> {
+pub(crate) fn forward<T: Float + Send + Sync>(x: &[T], (h, w): (usize, usize), k: usize, relu: bool) -> Vec<T> {
     let (oh, ow) = (h / k, w / k);
     let out = oh * ow;
     let mut y = vec![T::zero(); x.len() / (h * w) * out];
@@ -105,7 +105,7 @@ pub(super) fn forward<T: Float + Send + Sync>(x: &[T], (h, w): (usize, usize), k
     y
 }
 
-pub(super) fn backward<T: Float + Send + Sync>(
+pub(crate) fn backward<T: Float + Send + Sync>(
     x: &[T],
     dy: &[T],
     (h, w): (usize, usize),
@@ -146,6 +146,20 @@ pub(super) fn backward<T: Float + Send + Sync>(
         }
     });
     dx
+}
+
+/// `t` read at each window's first maximum of `x` (the pooling's Jacobian applied to a
+/// tangent `t` of `x`); same shapes as [`forward`].
+pub(crate) fn gather_at_max<T: Float + Send + Sync>(x: &[T], t: &[T], (h, w): (usize, usize), k: usize) -> Vec<T> {
+    let out = (h / k) * (w / k);
+    let mut y = vec![T::zero(); x.len() / (h * w) * out];
+    parallel::for_each_piece(&mut y, PLANES * out, |i, ys| {
+        let (xs, ts) = (&x[i * PLANES * h * w..], &t[i * PLANES * h * w..]);
+        for ((y, plane), tplane) in ys.chunks_mut(out).zip(xs.chunks(h * w)).zip(ts.chunks(h * w)) {
+            for_each_window(plane, (h, w), k, |o, at| y[o] = tplane[at]);
+        }
+    });
+    y
 }
 
 #[derive(Clone, Copy)]

@@ -39,6 +39,13 @@ pub use cross_entropy::{cross_entropy, cross_entropy_slow, log_softmax, nll};
 pub use linear::{linear, linear_slow};
 pub use max_pool2d::{max_pool2d, max_pool2d_relu, max_pool2d_slow};
 
+/// The kernels on plain slices, for the second-order engine (`crate::program`).
+pub(crate) mod kernels {
+    pub(crate) use super::conv2d::ConvKernels;
+    pub(crate) use super::linear::kernels as linear;
+    pub(crate) use super::max_pool2d::{backward as max_pool_backward, forward as max_pool_forward, gather_at_max};
+}
+
 use candle_core::{CpuStorage, Layout, Result, WithDType};
 use num_traits::Float;
 
@@ -78,11 +85,12 @@ pub(crate) fn grad_enabled() -> bool {
 }
 
 /// The float types the kernels run on: `f32` and `f64`.
-pub(crate) trait Real: Float + WithDType + faer::traits::ComplexField + Pooled {}
+pub trait Real: Float + WithDType + faer::traits::ComplexField + Pooled {}
 impl<T: Float + WithDType + faer::traits::ComplexField + Pooled> Real for T {}
 
-/// Types with a per-thread pool of spare buffers.
-pub(crate) trait Pooled: Sized + 'static {
+/// Types with a per-thread pool of spare buffers (an implementation detail of [`Real`]).
+#[doc(hidden)]
+pub trait Pooled: Sized + 'static {
     fn pool() -> &'static std::thread::LocalKey<std::cell::RefCell<Vec<Vec<Self>>>>;
 }
 

@@ -1,0 +1,143 @@
+//! Runs a [`Program`]: a forward pass (with tangents for forward mode), then a backward pass
+//! (with second-order adjoints for Hessian–vector products).
+use super::rules::{self, Step};
+use super::{Act, Loss, Program, Weights};
+use crate::error::{Error, Result};
+use crate::ops::Real;
+
+/// The loss, logits and loss gradient of one batch.
+#[derive(Debug, Clone)]
+pub struct Gradient<T> {
+    pub loss: f64,
+    pub logits: Act<T>,
+    pub grad: Weights<T>,
+}
+
+/// The gradient and the Hessian–vector product `H·v` of one batch's loss.
+#[derive(Debug, Clone)]
+pub struct Hvp<T> {
+    pub loss: f64,
+    pub grad: Weights<T>,
+    pub hv: Weights<T>,
+}
+
+/// Logits and their directional derivative `J·v` (`N×C`).
+#[derive(Debug, Clone)]
+pub struct Jvp<T> {
+    pub logits: Act<T>,
+    pub tangent: Vec<T>,
+}
+
+/// The forward pass: the steps kept for the backward one, the logits and their tangent.
+struct Tape<T> {
+    steps: Vec<Step<T>>,
+    logits: Act<T>,
+    tangent: Option<Vec<T>>,
+}
+
+fn check_weights<T>(program: &Program, w: &[Vec<T>], what: &str) -> Result<()> {
+    let sizes: Vec<usize> = program.param_shapes.iter().map(|s| s.iter().product()).collect();
+    if w.len() != sizes.len() || w.iter().zip(&sizes).any(|(a, &n)| a.len() != n) {
+        return Err(Error::Shape(format!(
+            "{what}: {} tensors of sizes {:?} for a program with parameter sizes {sizes:?}",
+            w.len(),
+            w.iter().map(Vec::len).collect::<Vec<_>>()
+        )));
+    }
+    Ok(())
+}
+
+fn run<T: Real>(program: &Program, w: &Weights<T>, v: Option<&Weights<T>>, x: &Act<T>) -> Result<Tape<T>> {
+    check_weights(program, w, "weights")?;
+    if let Some(v) = v {
+        check_weights(program, v, "direction")?;
+    }
+    let (mut data, mut dims, mut tangent) = (x.data.clone(), x.dims.clone(), None);
+    let mut steps = Vec::with_capacity(program.ops.len());
+    for op in &program.ops {
+        let (y, ydims, ty, step) = rules::forward(op, &program.param_shapes, w, v, data, dims, tangent)?;
+        steps.push(step);
+        (data, dims, tangent) = (y, ydims, ty);
+    }
+    Ok(Tape { steps, logits: Act { data, dims }, tangent })
+}
+
+/// The backward pass from `∂logits` (and its tangent): parameter gradients (and their tangents).
+fn back<T: Real>(
+    program: &Program,
+    w: &Weights<T>,
+    v: Option<&Weights<T>>,
+    tape: Tape<T>,
+    gy: Vec<T>,
+    rgy: Option<Vec<T>>,
+) -> Result<(Weights<T>, Option<Weights<T>>)> {
+    let zeros = || -> Weights<T> { w.iter().map(|p| vec![T::zero(); p.len()]).collect() };
+    let mut grads = zeros();
+    let mut rgrads = rgy.as_ref().map(|_| zeros());
+    let (mut gy, mut rgy) = (gy, rgy);
+    for (i, (op, step)) in program.ops.iter().zip(&tape.steps).enumerate().rev() {
+        let (gx, rgx) =
+            rules::backward(op, &program.param_shapes, w, v, step, gy, rgy, &mut grads, rgrads.as_mut(), i > 0)?;
+        (gy, rgy) = (gx, rgx);
+    }
+    Ok((grads, rgrads))
+}
+
+fn to_f64<T: Real>(a: &[T]) -> Vec<f64> {
+    a.iter().map(|v| candle_core::WithDType::to_f64(*v)).collect()
+}
+
+fn from_f64<T: Real>(a: &[f64]) -> Vec<T> {
+    a.iter().map(|&v| <T as num_traits::NumCast>::from(v).expect("f64 converts")).collect()
+}
+
+fn check_loss<T>(loss: &Loss, logits: &Act<T>) -> Result<()> {
+    if logits.dims != [loss.n(), loss.classes] {
+        return Err(Error::Shape(format!(
+            "a loss over {}×{} logits for a batch whose logits are {:?}",
+            loss.n(),
+            loss.classes,
+            logits.dims
+        )));
+    }
+    Ok(())
+}
+
+/// The loss of one batch and its gradient with respect to the parameters.
+pub fn gradient<T: Real>(program: &Program, w: &Weights<T>, x: &Act<T>, loss: &Loss) -> Result<Gradient<T>> {
+    let tape = run(program, w, None, x)?;
+    check_loss(loss, &tape.logits)?;
+    let (value, gz) = loss.value_and_grad(&to_f64(&tape.logits.data));
+    let logits = tape.logits.clone();
+    let (grad, _) = back(program, w, None, tape, from_f64(&gz), None)?;
+    Ok(Gradient { loss: value, logits, grad })
+}
+
+/// `H·v` for the Hessian `H` of one batch's loss with respect to the parameters, exact
+/// (forward-over-reverse), with the gradient on the way.
+pub fn hvp<T: Real>(program: &Program, w: &Weights<T>, x: &Act<T>, loss: &Loss, v: &Weights<T>) -> Result<Hvp<T>> {
+    let tape = run(program, w, Some(v), x)?;
+    check_loss(loss, &tape.logits)?;
+    let z = to_f64(&tape.logits.data);
+    let (value, gz) = loss.value_and_grad(&z);
+    let tz = to_f64(tape.tangent.as_deref().ok_or_else(|| Error::Internal("hvp: no logit tangent".into()))?);
+    let rgz = loss.hessian_logits(&z, &tz);
+    let (grad, hv) = back(program, w, Some(v), tape, from_f64(&gz), Some(from_f64(&rgz)))?;
+    Ok(Hvp { loss: value, grad, hv: hv.expect("second-order adjoints were requested") })
+}
+
+/// The logits and `J·v`, the derivative of the logits along parameter direction `v`.
+pub fn jvp<T: Real>(program: &Program, w: &Weights<T>, x: &Act<T>, v: &Weights<T>) -> Result<Jvp<T>> {
+    let tape = run(program, w, Some(v), x)?;
+    let tangent = tape.tangent.ok_or_else(|| Error::Internal("jvp: no logit tangent".into()))?;
+    Ok(Jvp { logits: tape.logits, tangent })
+}
+
+/// `Jᵀ·u`: the parameter gradient of `Σ u ⊙ logits` for an `N×C` cotangent `u`.
+pub fn vjp<T: Real>(program: &Program, w: &Weights<T>, x: &Act<T>, u: &[T]) -> Result<Weights<T>> {
+    let tape = run(program, w, None, x)?;
+    if u.len() != tape.logits.data.len() {
+        return Err(Error::Shape(format!("a cotangent of {} values for logits {:?}", u.len(), tape.logits.dims)));
+    }
+    Ok(back(program, w, None, tape, u.to_vec(), None)?.0)
+}

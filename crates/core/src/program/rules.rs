@@ -1,0 +1,551 @@
+//! The derivative rules of each [`Op`]: for output `y = f(x; θ)`, the value, its tangent
+//! `R{y} = ∂f/∂x·R{x} + ∂f/∂θ·v`, the adjoints `∂x = (∂f/∂x)ᵀ∂y`, `∂θ = (∂f/∂θ)ᵀ∂y`, and
+//! their tangents `R{∂x}`, `R{∂θ}` (Pearlmutter 1994). A missing tangent (`None`) is zero.
+//!
+//! Bilinear layers (convolution, linear) have `R{∂x} = wᵀR{∂y} + vᵀ∂y` and
+//! `R{∂w} = R{∂y}·xᵀ + ∂y·R{x}ᵀ`; piecewise-linear ones (ReLU, max-pool, dropout) apply their
+//! fixed mask or selection to every quantity; batch norm and weight norm carry the curvature
+//! of their statistics and norms, written out below in f64.
+use super::{Op, Weights};
+use crate::error::{Error, Result};
+use crate::ops::kernels::{self, ConvKernels};
+use crate::ops::Real;
+
+/// What an op keeps from its forward pass for the backward one.
+pub(super) struct Step<T> {
+    pub dims: Vec<usize>,
+    pub x: Vec<T>,
+    pub tx: Option<Vec<T>>,
+    cache: Cache<T>,
+}
+
+enum Cache<T> {
+    None,
+    /// Weight norm: the weight `g·u` used (and its tangent), `u = v/‖v‖` and `‖v‖` per row.
+    WeightNorm {
+        w: Vec<T>,
+        tw: Option<Vec<T>>,
+        u: Vec<f64>,
+        r: Vec<f64>,
+    },
+    /// Batch norm: normalised input `x̂`, its tangent, `s = √(var + ε)` and `R{s}` per channel.
+    Norm {
+        xhat: Vec<f64>,
+        txhat: Option<Vec<f64>>,
+        s: Vec<f64>,
+        rs: Vec<f64>,
+    },
+    /// Dropout: the mask per `(sample, channel)`.
+    Mask(Vec<T>),
+}
+
+fn cast<T: Real>(v: f64) -> T {
+    <T as num_traits::NumCast>::from(v).expect("f64 converts to every float type")
+}
+
+fn add_into<T: Real>(dst: &mut [T], src: &[T]) {
+    dst.iter_mut().zip(src).for_each(|(d, &s)| *d += s);
+}
+
+fn sum<T: Real>(mut a: Vec<T>, b: Vec<T>) -> Vec<T> {
+    add_into(&mut a, &b);
+    a
+}
+
+/// `grads[i] += g`, for an optional accumulator.
+fn accumulate<T: Real>(grads: &mut Weights<T>, i: usize, g: &[T]) {
+    add_into(&mut grads[i], g);
+}
+
+/// An op's output: `y`, its shape, `R{y}`, and what the backward pass needs.
+pub(super) type Output<T> = (Vec<T>, Vec<usize>, Option<Vec<T>>, Step<T>);
+
+/// Runs `op` on `x` (and its tangent when `v` is given).
+pub(super) fn forward<T: Real>(
+    op: &Op,
+    shapes: &[Vec<usize>],
+    w: &Weights<T>,
+    v: Option<&Weights<T>>,
+    x: Vec<T>,
+    dims: Vec<usize>,
+    tx: Option<Vec<T>>,
+) -> Result<Output<T>> {
+    let mut cache = Cache::None;
+    let (y, ydims, ty) = match op {
+        Op::Conv2d { weight, bias, spec } => {
+            let k = ConvKernels::new(&dims, &shapes[*weight], *spec)?;
+            let y = k.forward(&x, &w[*weight], &w[*bias]);
+            let ty = v.map(|v| {
+                let ty = k.forward(&x, &v[*weight], &v[*bias]);
+                match &tx {
+                    Some(tx) => sum(ty, k.forward(tx, &w[*weight], &vec![T::zero(); shapes[*bias][0]])),
+                    None => ty,
+                }
+            });
+            (y, k.output().to_vec(), ty)
+        }
+        Op::Linear { weight, bias } => {
+            let d = linear_dims(&dims, &shapes[*weight])?;
+            let y = kernels::linear::forward(&x, &w[*weight], &w[*bias], d);
+            let ty = v.map(|v| linear_tangent(&x, tx.as_deref(), &w[*weight], &v[*weight], &v[*bias], d));
+            (y, vec![d.0, d.2], ty)
+        }
+        Op::WeightNormLinear { direction, gain, bias } => {
+            let d = linear_dims(&dims, &shapes[*direction])?;
+            let (wn, u, r) = weight_norm(&w[*direction], &w[*gain], d.1);
+            let twn = v.map(|v| weight_norm_tangent(&u, &r, &w[*gain], &v[*direction], &v[*gain], d.1));
+            let y = kernels::linear::forward(&x, &wn, &w[*bias], d);
+            let ty = v.zip(twn.as_ref()).map(|(v, twn)| linear_tangent(&x, tx.as_deref(), &wn, twn, &v[*bias], d));
+            cache = Cache::WeightNorm { w: wn, tw: twn, u, r };
+            (y, vec![d.0, d.2], ty)
+        }
+        Op::MaxPool2d { k } => {
+            let [n, c, h, wd] = dims4(&dims, "max-pool")?;
+            let y = kernels::max_pool_forward(&x, (h, wd), *k, false);
+            let ty = v.map(|_| match &tx {
+                Some(tx) => kernels::gather_at_max(&x, tx, (h, wd), *k),
+                None => vec![T::zero(); y.len()],
+            });
+            (y, vec![n, c, h / k, wd / k], ty)
+        }
+        Op::Relu => {
+            let y = x.iter().map(|&a| if a > T::zero() { a } else { T::zero() }).collect();
+            let ty = v.map(|_| masked_by_input(&x, tx.as_deref()));
+            (y, dims.clone(), ty)
+        }
+        Op::Dropout { p, seed } => {
+            let plane: usize = dims[2..].iter().product();
+            let mask: Vec<T> =
+                crate::models::layers::keep_mask(*seed, dims[0] * dims[1], *p)?.into_iter().map(cast).collect();
+            let apply =
+                |a: &[T]| a.chunks(plane).zip(&mask).flat_map(|(r, &m)| r.iter().map(move |&a| a * m)).collect();
+            let y: Vec<T> = apply(&x);
+            let ty = v.map(|_| tx.as_deref().map_or_else(|| vec![T::zero(); y.len()], apply));
+            cache = Cache::Mask(mask);
+            (y, dims.clone(), ty)
+        }
+        Op::Flatten => {
+            let ty = v.map(|_| tx.clone().unwrap_or_else(|| vec![T::zero(); x.len()]));
+            (x.clone(), vec![dims[0], x.len() / dims[0].max(1)], ty)
+        }
+        Op::BatchNorm { gamma, beta, running, eps } => {
+            let (y, ty, c) =
+                batch_norm_forward(&x, tx.as_deref(), &dims, w, v, (*gamma, *beta), running.as_ref(), *eps)?;
+            cache = c;
+            (y, dims.clone(), ty)
+        }
+    };
+    Ok((y, ydims, ty, Step { dims, x, tx, cache }))
+}
+
+/// Back through `op`: adds `∂θ` (and `R{∂θ}`) into `grads` (`rgrads`) and returns `∂x` and
+/// `R{∂x}` (empty when `need_input` is false: the network's input needs none).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn backward<T: Real>(
+    op: &Op,
+    shapes: &[Vec<usize>],
+    w: &Weights<T>,
+    v: Option<&Weights<T>>,
+    step: &Step<T>,
+    gy: Vec<T>,
+    rgy: Option<Vec<T>>,
+    grads: &mut Weights<T>,
+    mut rgrads: Option<&mut Weights<T>>,
+    need_input: bool,
+) -> Result<(Vec<T>, Option<Vec<T>>)> {
+    let Step { dims, x, tx, cache } = step;
+    let second = v.zip(rgy.as_ref());
+    match op {
+        Op::Conv2d { weight, bias, spec } => {
+            let k = ConvKernels::new(dims, &shapes[*weight], *spec)?;
+            let (gw, gb) = k.grad_params(x, &gy);
+            accumulate(grads, *weight, &gw);
+            accumulate(grads, *bias, &gb);
+            let mut rgx = None;
+            if let (Some((v, rgy)), Some(rg)) = (second, rgrads.as_deref_mut()) {
+                let (rw, rb) = k.grad_params(x, rgy);
+                accumulate(rg, *weight, &rw);
+                accumulate(rg, *bias, &rb);
+                if let Some(tx) = tx {
+                    accumulate(rg, *weight, &k.grad_params(tx, &gy).0);
+                }
+                if need_input {
+                    rgx = Some(sum(k.grad_input(rgy, &w[*weight]), k.grad_input(&gy, &v[*weight])));
+                }
+            }
+            let gx = if need_input { k.grad_input(&gy, &w[*weight]) } else { Vec::new() };
+            Ok((gx, rgx))
+        }
+        Op::Linear { weight, bias } => {
+            let d = linear_dims(dims, &shapes[*weight])?;
+            let (gw, rgw) =
+                linear_backward(x, tx.as_deref(), &gy, rgy.as_deref(), d, grads, rgrads.as_deref_mut(), *bias);
+            accumulate(grads, *weight, &gw);
+            if let (Some(rg), Some(rgw)) = (rgrads.as_deref_mut(), rgw) {
+                accumulate(rg, *weight, &rgw);
+            }
+            let gx = if need_input { kernels::linear::grad_input(&gy, &w[*weight], d) } else { Vec::new() };
+            let rgx = match second {
+                Some((v, rgy)) if need_input => Some(sum(
+                    kernels::linear::grad_input(rgy, &w[*weight], d),
+                    kernels::linear::grad_input(&gy, &v[*weight], d),
+                )),
+                _ => None,
+            };
+            Ok((gx, rgx))
+        }
+        Op::WeightNormLinear { direction, gain, bias } => {
+            let Cache::WeightNorm { w: wn, tw, u, r } = cache else { return Err(internal("weight norm")) };
+            let d = linear_dims(dims, &shapes[*direction])?;
+            let (gw, rgw) =
+                linear_backward(x, tx.as_deref(), &gy, rgy.as_deref(), d, grads, rgrads.as_deref_mut(), *bias);
+            let g: Vec<f64> = w[*gain].iter().map(|a| candle_core::WithDType::to_f64(*a)).collect();
+            let (gv, gg) = weight_norm_backward(u, r, &g, &gw, d.1);
+            accumulate(grads, *direction, &gv);
+            accumulate(grads, *gain, &gg);
+            if let (Some(v), Some(rg), Some(rgw)) = (v, rgrads.as_deref_mut(), rgw) {
+                let (rgv, rgg) = weight_norm_backward_tangent(u, r, &g, &v[*direction], &v[*gain], &gw, &rgw, d.1);
+                accumulate(rg, *direction, &rgv);
+                accumulate(rg, *gain, &rgg);
+            }
+            let gx = if need_input { kernels::linear::grad_input(&gy, wn, d) } else { Vec::new() };
+            let rgx = match (second, tw) {
+                (Some((_, rgy)), Some(tw)) if need_input => {
+                    Some(sum(kernels::linear::grad_input(rgy, wn, d), kernels::linear::grad_input(&gy, tw, d)))
+                }
+                _ => None,
+            };
+            Ok((gx, rgx))
+        }
+        Op::MaxPool2d { k } => {
+            let [_, _, h, wd] = dims4(dims, "max-pool")?;
+            let back = |g: &[T]| kernels::max_pool_backward(x, g, (h, wd), *k, false);
+            Ok((back(&gy), rgy.as_deref().map(back)))
+        }
+        Op::Relu => Ok((masked_by_input(x, Some(&gy)), rgy.as_deref().map(|r| masked_by_input(x, Some(r))))),
+        Op::Dropout { .. } => {
+            let Cache::Mask(mask) = cache else { return Err(internal("dropout")) };
+            let plane: usize = dims[2..].iter().product();
+            let apply = |a: &[T]| -> Vec<T> {
+                a.chunks(plane).zip(mask).flat_map(|(r, &m)| r.iter().map(move |&a| a * m)).collect()
+            };
+            Ok((apply(&gy), rgy.as_deref().map(apply)))
+        }
+        Op::Flatten => Ok((gy, rgy)),
+        Op::BatchNorm { gamma, beta, running, .. } => {
+            let Cache::Norm { xhat, txhat, s, rs } = cache else { return Err(internal("batch norm")) };
+            let norm = NormState { xhat, txhat: txhat.as_deref(), s, rs, batch: running.is_none(), dims };
+            batch_norm_backward(&norm, w, v, (*gamma, *beta), &gy, rgy.as_deref(), grads, rgrads)
+        }
+    }
+}
+
+fn internal(what: &str) -> Error {
+    Error::Internal(format!("program: the {what} step lost its forward cache"))
+}
+
+fn dims4(dims: &[usize], what: &str) -> Result<[usize; 4]> {
+    <[usize; 4]>::try_from(dims).map_err(|_| Error::Shape(format!("{what} needs N×C×H×W input, got {dims:?}")))
+}
+
+/// `(n, in, out)` of a linear layer on `dims` input with an `out×in` weight.
+fn linear_dims(dims: &[usize], weight: &[usize]) -> Result<(usize, usize, usize)> {
+    match (dims, weight) {
+        (&[n, fin], &[fout, win]) if fin == win => Ok((n, fin, fout)),
+        _ => Err(Error::Shape(format!("linear layer of weight {weight:?} on input {dims:?}"))),
+    }
+}
+
+/// `R{y} = R{x}·wᵀ + x·vᵀ + v_b`.
+fn linear_tangent<T: Real>(x: &[T], tx: Option<&[T]>, w: &[T], tw: &[T], tb: &[T], d: (usize, usize, usize)) -> Vec<T> {
+    let ty = kernels::linear::forward(x, tw, tb, d);
+    match tx {
+        Some(tx) => sum(ty, kernels::linear::forward(tx, w, &vec![T::zero(); d.2], d)),
+        None => ty,
+    }
+}
+
+/// Adds `∂b` (and `R{∂b}`) and returns `∂w` and `R{∂w} = R{∂y}ᵀx + ∂yᵀR{x}` of a linear layer.
+#[allow(clippy::too_many_arguments)]
+fn linear_backward<T: Real>(
+    x: &[T],
+    tx: Option<&[T]>,
+    gy: &[T],
+    rgy: Option<&[T]>,
+    d: (usize, usize, usize),
+    grads: &mut Weights<T>,
+    rgrads: Option<&mut Weights<T>>,
+    bias: usize,
+) -> (Vec<T>, Option<Vec<T>>) {
+    let (gw, gb) = kernels::linear::grad_params(x, gy, d);
+    accumulate(grads, bias, &gb);
+    let rgw = rgy.zip(rgrads).map(|(rgy, rg)| {
+        let (rw, rb) = kernels::linear::grad_params(x, rgy, d);
+        accumulate(rg, bias, &rb);
+        match tx {
+            Some(tx) => sum(rw, kernels::linear::grad_params(tx, gy, d).0),
+            None => rw,
+        }
+    });
+    (gw, rgw)
+}
+
+/// `a ⊙ [x > 0]` (zero when `a` is `None`).
+fn masked_by_input<T: Real>(x: &[T], a: Option<&[T]>) -> Vec<T> {
+    match a {
+        Some(a) => x.iter().zip(a).map(|(&x, &a)| if x > T::zero() { a } else { T::zero() }).collect(),
+        None => vec![T::zero(); x.len()],
+    }
+}
+
+fn to_f64<T: Real>(a: &[T]) -> Vec<f64> {
+    a.iter().map(|v| candle_core::WithDType::to_f64(*v)).collect()
+}
+
+fn from_f64<T: Real>(a: &[f64]) -> Vec<T> {
+    a.iter().map(|&v| cast(v)).collect()
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// `w = g·u` with `u = v/‖v‖` per row of `v` (`cols` wide); returns `w`, `u`, `‖v‖`.
+fn weight_norm<T: Real>(v: &[T], g: &[T], cols: usize) -> (Vec<T>, Vec<f64>, Vec<f64>) {
+    let v = to_f64(v);
+    let mut u = Vec::with_capacity(v.len());
+    let mut r = Vec::with_capacity(g.len());
+    let mut w = Vec::with_capacity(v.len());
+    for (row, gi) in v.chunks(cols).zip(g) {
+        let norm = dot(row, row).sqrt();
+        let gi = candle_core::WithDType::to_f64(*gi);
+        u.extend(row.iter().map(|a| a / norm));
+        w.extend(row.iter().map(|a| cast::<T>(gi * a / norm)));
+        r.push(norm);
+    }
+    (w, u, r)
+}
+
+/// Per row, `R{u} = (R{v} − u·(u·R{v}))/‖v‖`.
+fn unit_tangent(u: &[f64], r: f64, tv: &[f64]) -> Vec<f64> {
+    let ut = dot(u, tv);
+    u.iter().zip(tv).map(|(a, b)| (b - a * ut) / r).collect()
+}
+
+/// `R{w} = R{g}·u + g·R{u}`.
+fn weight_norm_tangent<T: Real>(u: &[f64], r: &[f64], g: &[T], tv: &[T], tg: &[T], cols: usize) -> Vec<T> {
+    let tv = to_f64(tv);
+    let mut out = Vec::with_capacity(u.len());
+    for (i, (ui, tvi)) in u.chunks(cols).zip(tv.chunks(cols)).enumerate() {
+        let (gi, tgi) = (candle_core::WithDType::to_f64(g[i]), candle_core::WithDType::to_f64(tg[i]));
+        let ru = unit_tangent(ui, r[i], tvi);
+        out.extend(ui.iter().zip(&ru).map(|(a, b)| cast::<T>(tgi * a + gi * b)));
+    }
+    out
+}
+
+/// `(∂v, ∂g)` from `∂w`: `∂g = ∂w·u`, `∂v = (g/‖v‖)·(∂w − u·(u·∂w))`.
+fn weight_norm_backward<T: Real>(u: &[f64], r: &[f64], g: &[f64], gw: &[T], cols: usize) -> (Vec<T>, Vec<T>) {
+    let gw = to_f64(gw);
+    let (mut gv, mut gg) = (Vec::with_capacity(gw.len()), Vec::with_capacity(g.len()));
+    for (i, (ui, gwi)) in u.chunks(cols).zip(gw.chunks(cols)).enumerate() {
+        let ug = dot(ui, gwi);
+        gg.push(cast(ug));
+        gv.extend(ui.iter().zip(gwi).map(|(a, b)| cast::<T>(g[i] / r[i] * (b - a * ug))));
+    }
+    (gv, gg)
+}
+
+/// `(R{∂v}, R{∂g})`, differentiating [`weight_norm_backward`] along `(R{v}, R{g})` and `R{∂w}`.
+#[allow(clippy::too_many_arguments)]
+fn weight_norm_backward_tangent<T: Real>(
+    u: &[f64],
+    r: &[f64],
+    g: &[f64],
+    tv: &[T],
+    tg: &[T],
+    gw: &[T],
+    rgw: &[T],
+    cols: usize,
+) -> (Vec<T>, Vec<T>) {
+    let (tv, gw, rgw) = (to_f64(tv), to_f64(gw), to_f64(rgw));
+    let (mut rgv, mut rgg) = (Vec::with_capacity(gw.len()), Vec::with_capacity(g.len()));
+    for i in 0..g.len() {
+        let row = |a: &[f64]| a[i * cols..(i + 1) * cols].to_vec();
+        let (ui, tvi, gwi, rgwi) = (row(u), row(&tv), row(&gw), row(&rgw));
+        let tgi = candle_core::WithDType::to_f64(tg[i]);
+        let ru = unit_tangent(&ui, r[i], &tvi);
+        let (ug, rug, urg) = (dot(&ui, &gwi), dot(&ru, &gwi), dot(&ui, &rgwi));
+        rgg.push(cast(urg + rug));
+        // R{g/‖v‖} = R{g}/‖v‖ − g·(u·R{v})/‖v‖²
+        let rscale = tgi / r[i] - g[i] * dot(&ui, &tvi) / (r[i] * r[i]);
+        let scale = g[i] / r[i];
+        for k in 0..cols {
+            let plain = gwi[k] - ui[k] * ug;
+            let tangent = rgwi[k] - ru[k] * ug - ui[k] * (rug + urg);
+            rgv.push(cast(rscale * plain + scale * tangent));
+        }
+    }
+    (rgv, rgg)
+}
+
+/// Sizes of a batch norm: channels, values per channel and sample, count per channel.
+fn norm_sizes(dims: &[usize]) -> (usize, usize, usize) {
+    let (c, plane) = (dims[1], dims[2..].iter().product::<usize>());
+    (c, plane, dims[0] * plane)
+}
+
+/// Calls `f(flat index, channel)` for every value of `N×C×…` data.
+fn for_each_value(dims: &[usize], mut f: impl FnMut(usize, usize)) {
+    let (c, plane, _) = norm_sizes(dims);
+    for n in 0..dims[0] {
+        for ch in 0..c {
+            let base = (n * c + ch) * plane;
+            (base..base + plane).for_each(|i| f(i, ch));
+        }
+    }
+}
+
+/// Per-channel means of `a`.
+fn channel_means(dims: &[usize], a: impl Fn(usize) -> f64) -> Vec<f64> {
+    let (c, _, count) = norm_sizes(dims);
+    let mut m = vec![0.0; c];
+    for_each_value(dims, |i, ch| m[ch] += a(i));
+    m.iter_mut().for_each(|v| *v /= count as f64);
+    m
+}
+
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+fn batch_norm_forward<T: Real>(
+    x: &[T],
+    tx: Option<&[T]>,
+    dims: &[usize],
+    w: &Weights<T>,
+    v: Option<&Weights<T>>,
+    (gamma, beta): (usize, usize),
+    running: Option<&(Vec<f64>, Vec<f64>)>,
+    eps: f64,
+) -> Result<(Vec<T>, Option<Vec<T>>, Cache<T>)> {
+    if dims.len() < 2 {
+        return Err(Error::Shape(format!("batch norm needs N×C[×…] input, got {dims:?}")));
+    }
+    let xf = to_f64(x);
+    let (mean, var) = match running {
+        Some((m, v)) => (m.clone(), v.clone()),
+        None => {
+            let mean = channel_means(dims, |i| xf[i]);
+            let var = channel_means(dims, |i| {
+                let d = xf[i] - mean[channel_of(dims, i)];
+                d * d
+            });
+            (mean, var)
+        }
+    };
+    let s: Vec<f64> = var.iter().map(|v| (v + eps).sqrt()).collect();
+    let mut xhat = vec![0.0; xf.len()];
+    for_each_value(dims, |i, ch| xhat[i] = (xf[i] - mean[ch]) / s[ch]);
+    let (g, b) = (to_f64(&w[gamma]), to_f64(&w[beta]));
+    let mut y = vec![T::zero(); x.len()];
+    for_each_value(dims, |i, ch| y[i] = cast(g[ch] * xhat[i] + b[ch]));
+
+    let (mut txhat, mut rs, mut ty) = (None, vec![0.0; s.len()], None);
+    if let Some(v) = v {
+        // R{x̂} = (R{x} − mean R{x} − x̂·mean(x̂·R{x}))/s with batch statistics, R{x}/s with fixed ones.
+        let t = tx.map_or_else(|| vec![0.0; xf.len()], to_f64);
+        let mut tx_hat = vec![0.0; xf.len()];
+        if running.is_none() {
+            let mt = channel_means(dims, |i| t[i]);
+            rs = channel_means(dims, |i| xhat[i] * t[i]);
+            for_each_value(dims, |i, ch| tx_hat[i] = (t[i] - mt[ch] - xhat[i] * rs[ch]) / s[ch]);
+        } else {
+            for_each_value(dims, |i, ch| tx_hat[i] = t[i] / s[ch]);
+        }
+        let (tg, tb) = (to_f64(&v[gamma]), to_f64(&v[beta]));
+        let mut out = vec![T::zero(); x.len()];
+        for_each_value(dims, |i, ch| out[i] = cast(tg[ch] * xhat[i] + g[ch] * tx_hat[i] + tb[ch]));
+        ty = Some(out);
+        txhat = Some(tx_hat);
+    }
+    Ok((y, ty, Cache::Norm { xhat, txhat, s, rs }))
+}
+
+fn channel_of(dims: &[usize], i: usize) -> usize {
+    let (c, plane, _) = norm_sizes(dims);
+    (i / plane) % c
+}
+
+/// What a batch norm's backward pass reads from its forward one.
+struct NormState<'a> {
+    xhat: &'a [f64],
+    txhat: Option<&'a [f64]>,
+    s: &'a [f64],
+    /// `R{s}` per channel (batch statistics only).
+    rs: &'a [f64],
+    batch: bool,
+    dims: &'a [usize],
+}
+
+/// `∂x`: with batch statistics `(∂x̂ − mean ∂x̂ − x̂·mean(∂x̂·x̂))/s`, else `∂x̂/s`; and `R{∂x}`
+/// by the product rule on the same expression.
+#[allow(clippy::too_many_arguments)]
+fn batch_norm_backward<T: Real>(
+    st: &NormState,
+    w: &Weights<T>,
+    v: Option<&Weights<T>>,
+    (gamma, beta): (usize, usize),
+    gy: &[T],
+    rgy: Option<&[T]>,
+    grads: &mut Weights<T>,
+    rgrads: Option<&mut Weights<T>>,
+) -> Result<(Vec<T>, Option<Vec<T>>)> {
+    let (dims, xhat, s) = (st.dims, st.xhat, st.s);
+    let (c, _, _) = norm_sizes(dims);
+    let g = to_f64(&w[gamma]);
+    let gyf = to_f64(gy);
+    let (mut dgamma, mut dbeta) = (vec![0.0; c], vec![0.0; c]);
+    for_each_value(dims, |i, ch| {
+        dgamma[ch] += gyf[i] * xhat[i];
+        dbeta[ch] += gyf[i];
+    });
+    accumulate(grads, gamma, &from_f64::<T>(&dgamma));
+    accumulate(grads, beta, &from_f64::<T>(&dbeta));
+
+    let mut gxhat = vec![0.0; gyf.len()];
+    for_each_value(dims, |i, ch| gxhat[i] = g[ch] * gyf[i]);
+    // A = ∂x̂ − mean ∂x̂ − x̂·mean(∂x̂·x̂) (batch statistics) or ∂x̂ (fixed); ∂x = A/s.
+    let (m1, m2) = if st.batch {
+        (channel_means(dims, |i| gxhat[i]), channel_means(dims, |i| gxhat[i] * xhat[i]))
+    } else {
+        (vec![0.0; c], vec![0.0; c])
+    };
+    let mut a = vec![0.0; gyf.len()];
+    for_each_value(dims, |i, ch| a[i] = gxhat[i] - m1[ch] - xhat[i] * m2[ch]);
+    let mut gx = vec![T::zero(); a.len()];
+    for_each_value(dims, |i, ch| gx[i] = cast(a[i] / s[ch]));
+
+    let (Some(v), Some(rgy), Some(rg)) = (v, rgy, rgrads) else { return Ok((gx, None)) };
+    let txhat = st.txhat.ok_or_else(|| internal("batch norm tangent"))?;
+    let (tg, rgyf) = (to_f64(&v[gamma]), to_f64(rgy));
+    let (mut rdgamma, mut rdbeta) = (vec![0.0; c], vec![0.0; c]);
+    for_each_value(dims, |i, ch| {
+        rdgamma[ch] += rgyf[i] * xhat[i] + gyf[i] * txhat[i];
+        rdbeta[ch] += rgyf[i];
+    });
+    accumulate(rg, gamma, &from_f64::<T>(&rdgamma));
+    accumulate(rg, beta, &from_f64::<T>(&rdbeta));
+
+    let mut rgxhat = vec![0.0; gyf.len()];
+    for_each_value(dims, |i, ch| rgxhat[i] = tg[ch] * gyf[i] + g[ch] * rgyf[i]);
+    let mut rgx = vec![T::zero(); a.len()];
+    if st.batch {
+        let rm1 = channel_means(dims, |i| rgxhat[i]);
+        let rm2 = channel_means(dims, |i| rgxhat[i] * xhat[i] + gxhat[i] * txhat[i]);
+        for_each_value(dims, |i, ch| {
+            let ra = rgxhat[i] - rm1[ch] - txhat[i] * m2[ch] - xhat[i] * rm2[ch];
+            rgx[i] = cast(ra / s[ch] - a[i] * st.rs[ch] / (s[ch] * s[ch]));
+        });
+    } else {
+        for_each_value(dims, |i, ch| rgx[i] = cast(rgxhat[i] / s[ch]));
+    }
+    Ok((gx, Some(rgx)))
+}
