@@ -302,6 +302,7 @@ impl Run<'_> {
                         test_loss: None,
                         test_accuracy: None,
                         checkpoint: None,
+                        diagnostics: None,
                     });
                     (window_loss, window_steps, window_start) = (0.0, 0, Instant::now());
                 }
@@ -322,6 +323,7 @@ impl Run<'_> {
                 test_loss: Some(eval.loss),
                 test_accuracy: Some(eval.accuracy),
                 checkpoint: None,
+                diagnostics: None,
             });
         }
         Ok((epoch_accuracy, step))

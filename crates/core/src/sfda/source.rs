@@ -51,6 +51,7 @@ fn train_config(cfg: &SourceConfig) -> TrainConfig {
         train_limit: cfg.train_limit,
         test_limit: None,
         labels: "true".into(),
+        ..TrainConfig::default()
     }
 }
 
@@ -123,6 +124,7 @@ pub fn train_source(
                     test_loss: None,
                     test_accuracy: None,
                     checkpoint: None,
+                    diagnostics: None,
                 });
                 (window_loss, window_hits, window_seen, window_start) = (0.0, 0, 0, Instant::now());
             }
@@ -152,6 +154,7 @@ pub fn train_source(
             test_loss: Some(eval.loss),
             test_accuracy: Some(eval.accuracy),
             checkpoint: best.filter(|b| b.1 == epoch + 1).and(path.clone()),
+            diagnostics: None,
         });
     }
     restore(model.as_ref(), &best_weights)?;

@@ -44,6 +44,31 @@ pub struct TrainConfig {
     pub labels: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub test_limit: Option<usize>,
+    /// Measurements taken along the run every `diagnostics_every` steps and reported as
+    /// `diagnostics` progress events: `eq3` (the paper's Eq. 3: curvature along the gradient,
+    /// gradient robustness, minibatch noise; see [`crate::hessian::eq3`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub diagnostics: Vec<String>,
+    #[serde(default = "diagnostics_every")]
+    pub diagnostics_every: usize,
+    /// Size of the fixed probe set (the first training samples) the diagnostics use as the
+    /// "full batch".
+    #[serde(default = "diagnostics_samples")]
+    pub diagnostics_samples: usize,
+    /// Step size `α` of Eq. 3's quantities; default: `lr`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diagnostics_alpha: Option<f64>,
+}
+
+/// Accepted values of [`TrainConfig::diagnostics`].
+pub const DIAGNOSTICS: &[&str] = &["eq3"];
+
+fn diagnostics_every() -> usize {
+    50
+}
+
+fn diagnostics_samples() -> usize {
+    1000
 }
 
 /// Accepted values of [`TrainConfig::labels`].
@@ -73,6 +98,10 @@ impl Default for TrainConfig {
             train_limit: None,
             test_limit: None,
             labels: true_labels(),
+            diagnostics: Vec::new(),
+            diagnostics_every: diagnostics_every(),
+            diagnostics_samples: diagnostics_samples(),
+            diagnostics_alpha: None,
         }
     }
 }
@@ -90,11 +119,22 @@ impl TrainConfig {
         if !LABELS.contains(&self.labels.as_str()) {
             return Err(Error::config("labels", format!("{:?}: expected one of {}", self.labels, LABELS.join(", "))));
         }
+        if let Some(d) = self.diagnostics.iter().find(|d| !DIAGNOSTICS.contains(&d.as_str())) {
+            return Err(Error::config("diagnostics", format!("{d:?}: expected any of {}", DIAGNOSTICS.join(", "))));
+        }
+        if self.diagnostics_alpha.is_some_and(|a| !(a.is_finite() && a > 0.0)) {
+            return Err(Error::config("diagnosticsAlpha", "must be a finite number > 0"));
+        }
         if !device::DEVICES.contains(&self.device.as_str()) {
             return Err(Error::config("device", format!("expected one of {}", device::DEVICES.join(", "))));
         }
-        let positive =
-            [("epochs", self.epochs), ("batchSize", self.batch_size), ("progressEvery", self.progress_every)];
+        let positive = [
+            ("epochs", self.epochs),
+            ("batchSize", self.batch_size),
+            ("progressEvery", self.progress_every),
+            ("diagnosticsEvery", self.diagnostics_every),
+            ("diagnosticsSamples", self.diagnostics_samples),
+        ];
         for (field, v) in positive {
             if v == 0 {
                 return Err(Error::config(field, "must be ≥ 1"));

@@ -5,12 +5,13 @@
 //! goes to a callback; a shared flag cancels within one step, after writing a checkpoint.
 pub mod batches;
 mod config;
+mod diagnostics;
 mod evaluate;
 mod run;
 mod sgd;
 mod state;
 
-pub use config::TrainConfig;
+pub use config::{TrainConfig, DIAGNOSTICS};
 pub(crate) use evaluate::correct;
 pub use evaluate::{evaluate, evaluate_checkpoint, EvalResult};
 pub use run::{resume, train, Progress, ProgressKind, ResumeOverrides, TrainResult};

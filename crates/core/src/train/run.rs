@@ -15,6 +15,11 @@ pub enum ProgressKind {
     Step,
     /// At the end of each epoch, with test metrics.
     Epoch,
+    /// Training diagnostics (Eq. 3: curvature and gradient robustness) in `diagnostics`.
+    Diagnostics,
+    /// One step of an analysis (a Hessian–vector product): `step` counts them, `diagnostics`
+    /// holds `{"phase": …}`.
+    Analysis,
 }
 
 #[derive(Debug, Clone)]
@@ -35,6 +40,30 @@ pub struct Progress {
     pub test_loss: Option<f64>,
     pub test_accuracy: Option<f64>,
     pub checkpoint: Option<PathBuf>,
+    /// The measurements of a `Diagnostics` or `Analysis` event.
+    pub diagnostics: Option<serde_json::Value>,
+}
+
+impl Progress {
+    /// An `Analysis` event: `done` products after `elapsed_sec`, in `phase`.
+    pub fn analysis(done: usize, elapsed_sec: f64, phase: &str) -> Self {
+        Progress {
+            kind: ProgressKind::Analysis,
+            epoch: 0,
+            epochs: 0,
+            step: done,
+            step_in_epoch: done,
+            steps_per_epoch: 0,
+            loss: f64::NAN,
+            accuracy: f64::NAN,
+            images_per_sec: 0.0,
+            elapsed_sec,
+            test_loss: None,
+            test_accuracy: None,
+            checkpoint: None,
+            diagnostics: Some(serde_json::json!({ "phase": phase })),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -191,9 +220,33 @@ fn run(
             }
             let lo = state.batch_in_epoch * cfg.batch_size;
             let idx = &order[lo..(lo + cfg.batch_size).min(n)];
+            let step_mode = Mode::Train { seed: batches::step_seed(cfg.seed, state.global_step) };
+            if !cfg.diagnostics.is_empty() && state.global_step.is_multiple_of(cfg.diagnostics_every) {
+                let began = Instant::now();
+                let measured = super::diagnostics::measure(&state, &cfg, &train_set, idx, step_mode)?;
+                on_progress(&Progress {
+                    kind: super::ProgressKind::Diagnostics,
+                    epoch: state.epoch + 1,
+                    epochs: cfg.epochs,
+                    step: state.global_step,
+                    step_in_epoch: state.batch_in_epoch,
+                    steps_per_epoch,
+                    loss: f64::NAN,
+                    accuracy: f64::NAN,
+                    images_per_sec: 0.0,
+                    elapsed_sec: start.elapsed().as_secs_f64(),
+                    test_loss: None,
+                    test_accuracy: None,
+                    checkpoint: None,
+                    diagnostics: Some(measured),
+                });
+                // Throughput excludes the diagnostics.
+                for w in [&mut step_window, &mut epoch_window] {
+                    w.started = w.started.map(|t| t + began.elapsed());
+                }
+            }
             let (x, y) = batches::gather(&train_set, idx, device)?;
-            let logits =
-                state.model.forward(&x, Mode::Train { seed: batches::step_seed(cfg.seed, state.global_step) })?;
+            let logits = state.model.forward(&x, step_mode)?;
             let loss = layers::cross_entropy(&logits, &y)?;
             let loss_value = loss.to_scalar::<f32>()?;
             if !loss_value.is_finite() {
@@ -228,6 +281,7 @@ fn run(
                     test_loss: None,
                     test_accuracy: None,
                     checkpoint: None,
+                    diagnostics: None,
                 });
             }
             if cfg.checkpoint_every.is_some_and(|k| state.global_step.is_multiple_of(k))
@@ -257,6 +311,7 @@ fn run(
             test_loss: Some(test_loss),
             test_accuracy: Some(test_accuracy),
             checkpoint,
+            diagnostics: None,
         });
         // Training throughput excludes the evaluation and checkpoint just done.
         step_window = Window::starting_now();

@@ -2,8 +2,11 @@
 mod data;
 mod data_sfda;
 mod gradients;
+mod hessian;
 mod layers;
 mod ops;
+mod program;
 mod sfda;
 mod sfda_losses;
+mod spectra;
 mod training;

@@ -390,4 +390,3 @@ fn mismatched_shapes_are_errors() {
     assert!(model.program(Mode::Calibrate { batch: 0 }).is_err());
     let _ = DType::F64;
 }
-
