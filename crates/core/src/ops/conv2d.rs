@@ -604,6 +604,53 @@ impl ConvKernels {
     pub(crate) fn grad_params<T: Real>(&self, x: &[T], dy: &[T]) -> (Vec<T>, Vec<T>) {
         grad_params(&self.0, x, dy, None)
     }
+
+    /// This convolution with `parts` kernels stacked along the output channels.
+    fn stacked(&self, parts: usize) -> Geometry {
+        Geometry { o: self.0.o * parts, ..self.0 }
+    }
+
+    /// `conv(x, wᵢ) + bᵢ` for several kernels of this shape at once: one im2col of `x` and one
+    /// GEMM with the kernels stacked.
+    pub(crate) fn forward_many<T: Real>(&self, x: &[T], kernels: &[(&[T], &[T])]) -> Vec<Vec<T>> {
+        let g = self.stacked(kernels.len());
+        let w: Vec<T> = kernels.iter().flat_map(|k| k.0.iter().copied()).collect();
+        let b: Vec<T> = kernels.iter().flat_map(|k| k.1.iter().copied()).collect();
+        let y = forward(&g, x, &w, &b, None);
+        let part = self.0.out_image();
+        (0..kernels.len())
+            .map(|j| y.chunks(g.out_image()).flat_map(|img| img[j * part..(j + 1) * part].iter().copied()).collect())
+            .collect()
+    }
+
+    /// `Σᵢ ∂x(∂yᵢ, wᵢ)`: one GEMM over the stacked kernels and one col2im.
+    pub(crate) fn grad_input_sum<T: Real>(&self, terms: &[(&[T], &[T])]) -> Vec<T> {
+        let g = self.stacked(terms.len());
+        let w: Vec<T> = terms.iter().flat_map(|t| t.1.iter().copied()).collect();
+        let part = self.0.out_image();
+        let mut dy = Vec::with_capacity(terms.len() * terms[0].0.len());
+        for i in 0..self.0.n {
+            for t in terms {
+                dy.extend_from_slice(&t.0[i * part..(i + 1) * part]);
+            }
+        }
+        grad_input(&g, &dy, &w)
+    }
+
+    /// `(∂w, ∂b)` from `x` and each of several `∂y`: one im2col of `x` and one GEMM.
+    pub(crate) fn grad_params_many<T: Real>(&self, x: &[T], dys: &[&[T]]) -> Vec<(Vec<T>, Vec<T>)> {
+        let g = self.stacked(dys.len());
+        let part = self.0.out_image();
+        let mut dy = Vec::with_capacity(dys.len() * dys[0].len());
+        for i in 0..self.0.n {
+            for d in dys {
+                dy.extend_from_slice(&d[i * part..(i + 1) * part]);
+            }
+        }
+        let (dw, db) = grad_params(&g, x, &dy, None);
+        let (wn, o) = (self.0.o * self.0.rows(), self.0.o);
+        (0..dys.len()).map(|j| (dw[j * wn..(j + 1) * wn].to_vec(), db[j * o..(j + 1) * o].to_vec())).collect()
+    }
 }
 
 /// Convolution plus bias; the fast kernel on CPU, [`conv2d_slow`] elsewhere.

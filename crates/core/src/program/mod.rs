@@ -26,6 +26,7 @@
 //! ```
 mod engine;
 mod loss;
+mod norm;
 mod rules;
 
 pub use engine::{gradient, hvp, jvp, vjp, Gradient, Hvp, Jvp};

@@ -6,6 +6,7 @@
 //! `R{∂w} = R{∂y}·xᵀ + ∂y·R{x}ᵀ`; piecewise-linear ones (ReLU, max-pool, dropout) apply their
 //! fixed mask or selection to every quantity; batch norm and weight norm carry the curvature
 //! of their statistics and norms, written out below in f64.
+use super::norm::{self, NormCache};
 use super::{Op, Weights};
 use crate::error::{Error, Result};
 use crate::ops::kernels::{self, ConvKernels};
@@ -28,13 +29,7 @@ enum Cache<T> {
         u: Vec<f64>,
         r: Vec<f64>,
     },
-    /// Batch norm: normalised input `x̂`, its tangent, `s = √(var + ε)` and `R{s}` per channel.
-    Norm {
-        xhat: Vec<f64>,
-        txhat: Option<Vec<f64>>,
-        s: Vec<f64>,
-        rs: Vec<f64>,
-    },
+    Norm(NormCache<T>),
     /// Dropout: the mask per `(sample, channel)`.
     Mask(Vec<T>),
 }
@@ -74,14 +69,22 @@ pub(super) fn forward<T: Real>(
     let (y, ydims, ty) = match op {
         Op::Conv2d { weight, bias, spec } => {
             let k = ConvKernels::new(&dims, &shapes[*weight], *spec)?;
-            let y = k.forward(&x, &w[*weight], &w[*bias]);
-            let ty = v.map(|v| {
-                let ty = k.forward(&x, &v[*weight], &v[*bias]);
-                match &tx {
-                    Some(tx) => sum(ty, k.forward(tx, &w[*weight], &vec![T::zero(); shapes[*bias][0]])),
-                    None => ty,
-                }
-            });
+            let (wb, (y, ty)) = (
+                (&w[*weight][..], &w[*bias][..]),
+                match v {
+                    // y and its v-part share the im2col of x: one GEMM with [w; v] stacked.
+                    Some(v) => {
+                        let mut both = k.forward_many(&x, &[(&w[*weight], &w[*bias]), (&v[*weight], &v[*bias])]);
+                        let ty = both.pop().expect("two outputs");
+                        (both.pop().expect("two outputs"), Some(ty))
+                    }
+                    None => (k.forward(&x, &w[*weight], &w[*bias]), None),
+                },
+            );
+            let ty = match (ty, &tx) {
+                (Some(ty), Some(tx)) => Some(sum(ty, k.forward(tx, wb.0, &vec![T::zero(); wb.1.len()]))),
+                (ty, _) => ty,
+            };
             (y, k.output().to_vec(), ty)
         }
         Op::Linear { weight, bias } => {
@@ -129,9 +132,8 @@ pub(super) fn forward<T: Real>(
             (x.clone(), vec![dims[0], x.len() / dims[0].max(1)], ty)
         }
         Op::BatchNorm { gamma, beta, running, eps } => {
-            let (y, ty, c) =
-                batch_norm_forward(&x, tx.as_deref(), &dims, w, v, (*gamma, *beta), running.as_ref(), *eps)?;
-            cache = c;
+            let (y, ty, c) = norm::forward(&x, tx.as_deref(), &dims, w, v, (*gamma, *beta), running.as_ref(), *eps)?;
+            cache = Cache::Norm(c);
             (y, dims.clone(), ty)
         }
     };
@@ -158,19 +160,24 @@ pub(super) fn backward<T: Real>(
     match op {
         Op::Conv2d { weight, bias, spec } => {
             let k = ConvKernels::new(dims, &shapes[*weight], *spec)?;
-            let (gw, gb) = k.grad_params(x, &gy);
+            let mut rgx = None;
+            let mut parts = match second {
+                // ∂w and the R{∂y} part of R{∂w} share the im2col of x.
+                Some((_, rgy)) => k.grad_params_many(x, &[&gy, rgy]),
+                None => vec![k.grad_params(x, &gy)],
+            };
+            let second_part = if parts.len() == 2 { parts.pop() } else { None };
+            let (gw, gb) = parts.pop().expect("one part");
             accumulate(grads, *weight, &gw);
             accumulate(grads, *bias, &gb);
-            let mut rgx = None;
-            if let (Some((v, rgy)), Some(rg)) = (second, rgrads.as_deref_mut()) {
-                let (rw, rb) = k.grad_params(x, rgy);
+            if let (Some((v, rgy)), Some(rg), Some((rw, rb))) = (second, rgrads.as_deref_mut(), second_part) {
                 accumulate(rg, *weight, &rw);
                 accumulate(rg, *bias, &rb);
                 if let Some(tx) = tx {
                     accumulate(rg, *weight, &k.grad_params(tx, &gy).0);
                 }
                 if need_input {
-                    rgx = Some(sum(k.grad_input(rgy, &w[*weight]), k.grad_input(&gy, &v[*weight])));
+                    rgx = Some(k.grad_input_sum(&[(rgy, &w[*weight]), (&gy, &v[*weight])]));
                 }
             }
             let gx = if need_input { k.grad_input(&gy, &w[*weight]) } else { Vec::new() };
@@ -232,10 +239,9 @@ pub(super) fn backward<T: Real>(
             Ok((apply(&gy), rgy.as_deref().map(apply)))
         }
         Op::Flatten => Ok((gy, rgy)),
-        Op::BatchNorm { gamma, beta, running, .. } => {
-            let Cache::Norm { xhat, txhat, s, rs } = cache else { return Err(internal("batch norm")) };
-            let norm = NormState { xhat, txhat: txhat.as_deref(), s, rs, batch: running.is_none(), dims };
-            batch_norm_backward(&norm, w, v, (*gamma, *beta), &gy, rgy.as_deref(), grads, rgrads)
+        Op::BatchNorm { gamma, beta, .. } => {
+            let Cache::Norm(c) = cache else { return Err(internal("batch norm")) };
+            norm::backward(c, dims, w, v, (*gamma, *beta), &gy, rgy.as_deref(), grads, rgrads)
         }
     }
 }
@@ -300,10 +306,6 @@ fn masked_by_input<T: Real>(x: &[T], a: Option<&[T]>) -> Vec<T> {
 
 fn to_f64<T: Real>(a: &[T]) -> Vec<f64> {
     a.iter().map(|v| candle_core::WithDType::to_f64(*v)).collect()
-}
-
-fn from_f64<T: Real>(a: &[f64]) -> Vec<T> {
-    a.iter().map(|&v| cast(v)).collect()
 }
 
 fn dot(a: &[f64], b: &[f64]) -> f64 {
@@ -387,165 +389,4 @@ fn weight_norm_backward_tangent<T: Real>(
         }
     }
     (rgv, rgg)
-}
-
-/// Sizes of a batch norm: channels, values per channel and sample, count per channel.
-fn norm_sizes(dims: &[usize]) -> (usize, usize, usize) {
-    let (c, plane) = (dims[1], dims[2..].iter().product::<usize>());
-    (c, plane, dims[0] * plane)
-}
-
-/// Calls `f(flat index, channel)` for every value of `N×C×…` data.
-fn for_each_value(dims: &[usize], mut f: impl FnMut(usize, usize)) {
-    let (c, plane, _) = norm_sizes(dims);
-    for n in 0..dims[0] {
-        for ch in 0..c {
-            let base = (n * c + ch) * plane;
-            (base..base + plane).for_each(|i| f(i, ch));
-        }
-    }
-}
-
-/// Per-channel means of `a`.
-fn channel_means(dims: &[usize], a: impl Fn(usize) -> f64) -> Vec<f64> {
-    let (c, _, count) = norm_sizes(dims);
-    let mut m = vec![0.0; c];
-    for_each_value(dims, |i, ch| m[ch] += a(i));
-    m.iter_mut().for_each(|v| *v /= count as f64);
-    m
-}
-
-#[allow(clippy::too_many_arguments, clippy::type_complexity)]
-fn batch_norm_forward<T: Real>(
-    x: &[T],
-    tx: Option<&[T]>,
-    dims: &[usize],
-    w: &Weights<T>,
-    v: Option<&Weights<T>>,
-    (gamma, beta): (usize, usize),
-    running: Option<&(Vec<f64>, Vec<f64>)>,
-    eps: f64,
-) -> Result<(Vec<T>, Option<Vec<T>>, Cache<T>)> {
-    if dims.len() < 2 {
-        return Err(Error::Shape(format!("batch norm needs N×C[×…] input, got {dims:?}")));
-    }
-    let xf = to_f64(x);
-    let (mean, var) = match running {
-        Some((m, v)) => (m.clone(), v.clone()),
-        None => {
-            let mean = channel_means(dims, |i| xf[i]);
-            let var = channel_means(dims, |i| {
-                let d = xf[i] - mean[channel_of(dims, i)];
-                d * d
-            });
-            (mean, var)
-        }
-    };
-    let s: Vec<f64> = var.iter().map(|v| (v + eps).sqrt()).collect();
-    let mut xhat = vec![0.0; xf.len()];
-    for_each_value(dims, |i, ch| xhat[i] = (xf[i] - mean[ch]) / s[ch]);
-    let (g, b) = (to_f64(&w[gamma]), to_f64(&w[beta]));
-    let mut y = vec![T::zero(); x.len()];
-    for_each_value(dims, |i, ch| y[i] = cast(g[ch] * xhat[i] + b[ch]));
-
-    let (mut txhat, mut rs, mut ty) = (None, vec![0.0; s.len()], None);
-    if let Some(v) = v {
-        // R{x̂} = (R{x} − mean R{x} − x̂·mean(x̂·R{x}))/s with batch statistics, R{x}/s with fixed ones.
-        let t = tx.map_or_else(|| vec![0.0; xf.len()], to_f64);
-        let mut tx_hat = vec![0.0; xf.len()];
-        if running.is_none() {
-            let mt = channel_means(dims, |i| t[i]);
-            rs = channel_means(dims, |i| xhat[i] * t[i]);
-            for_each_value(dims, |i, ch| tx_hat[i] = (t[i] - mt[ch] - xhat[i] * rs[ch]) / s[ch]);
-        } else {
-            for_each_value(dims, |i, ch| tx_hat[i] = t[i] / s[ch]);
-        }
-        let (tg, tb) = (to_f64(&v[gamma]), to_f64(&v[beta]));
-        let mut out = vec![T::zero(); x.len()];
-        for_each_value(dims, |i, ch| out[i] = cast(tg[ch] * xhat[i] + g[ch] * tx_hat[i] + tb[ch]));
-        ty = Some(out);
-        txhat = Some(tx_hat);
-    }
-    Ok((y, ty, Cache::Norm { xhat, txhat, s, rs }))
-}
-
-fn channel_of(dims: &[usize], i: usize) -> usize {
-    let (c, plane, _) = norm_sizes(dims);
-    (i / plane) % c
-}
-
-/// What a batch norm's backward pass reads from its forward one.
-struct NormState<'a> {
-    xhat: &'a [f64],
-    txhat: Option<&'a [f64]>,
-    s: &'a [f64],
-    /// `R{s}` per channel (batch statistics only).
-    rs: &'a [f64],
-    batch: bool,
-    dims: &'a [usize],
-}
-
-/// `∂x`: with batch statistics `(∂x̂ − mean ∂x̂ − x̂·mean(∂x̂·x̂))/s`, else `∂x̂/s`; and `R{∂x}`
-/// by the product rule on the same expression.
-#[allow(clippy::too_many_arguments)]
-fn batch_norm_backward<T: Real>(
-    st: &NormState,
-    w: &Weights<T>,
-    v: Option<&Weights<T>>,
-    (gamma, beta): (usize, usize),
-    gy: &[T],
-    rgy: Option<&[T]>,
-    grads: &mut Weights<T>,
-    rgrads: Option<&mut Weights<T>>,
-) -> Result<(Vec<T>, Option<Vec<T>>)> {
-    let (dims, xhat, s) = (st.dims, st.xhat, st.s);
-    let (c, _, _) = norm_sizes(dims);
-    let g = to_f64(&w[gamma]);
-    let gyf = to_f64(gy);
-    let (mut dgamma, mut dbeta) = (vec![0.0; c], vec![0.0; c]);
-    for_each_value(dims, |i, ch| {
-        dgamma[ch] += gyf[i] * xhat[i];
-        dbeta[ch] += gyf[i];
-    });
-    accumulate(grads, gamma, &from_f64::<T>(&dgamma));
-    accumulate(grads, beta, &from_f64::<T>(&dbeta));
-
-    let mut gxhat = vec![0.0; gyf.len()];
-    for_each_value(dims, |i, ch| gxhat[i] = g[ch] * gyf[i]);
-    // A = ∂x̂ − mean ∂x̂ − x̂·mean(∂x̂·x̂) (batch statistics) or ∂x̂ (fixed); ∂x = A/s.
-    let (m1, m2) = if st.batch {
-        (channel_means(dims, |i| gxhat[i]), channel_means(dims, |i| gxhat[i] * xhat[i]))
-    } else {
-        (vec![0.0; c], vec![0.0; c])
-    };
-    let mut a = vec![0.0; gyf.len()];
-    for_each_value(dims, |i, ch| a[i] = gxhat[i] - m1[ch] - xhat[i] * m2[ch]);
-    let mut gx = vec![T::zero(); a.len()];
-    for_each_value(dims, |i, ch| gx[i] = cast(a[i] / s[ch]));
-
-    let (Some(v), Some(rgy), Some(rg)) = (v, rgy, rgrads) else { return Ok((gx, None)) };
-    let txhat = st.txhat.ok_or_else(|| internal("batch norm tangent"))?;
-    let (tg, rgyf) = (to_f64(&v[gamma]), to_f64(rgy));
-    let (mut rdgamma, mut rdbeta) = (vec![0.0; c], vec![0.0; c]);
-    for_each_value(dims, |i, ch| {
-        rdgamma[ch] += rgyf[i] * xhat[i] + gyf[i] * txhat[i];
-        rdbeta[ch] += rgyf[i];
-    });
-    accumulate(rg, gamma, &from_f64::<T>(&rdgamma));
-    accumulate(rg, beta, &from_f64::<T>(&rdbeta));
-
-    let mut rgxhat = vec![0.0; gyf.len()];
-    for_each_value(dims, |i, ch| rgxhat[i] = tg[ch] * gyf[i] + g[ch] * rgyf[i]);
-    let mut rgx = vec![T::zero(); a.len()];
-    if st.batch {
-        let rm1 = channel_means(dims, |i| rgxhat[i]);
-        let rm2 = channel_means(dims, |i| rgxhat[i] * xhat[i] + gxhat[i] * txhat[i]);
-        for_each_value(dims, |i, ch| {
-            let ra = rgxhat[i] - rm1[ch] - txhat[i] * m2[ch] - xhat[i] * rm2[ch];
-            rgx[i] = cast(ra / s[ch] - a[i] * st.rs[ch] / (s[ch] * s[ch]));
-        });
-    } else {
-        for_each_value(dims, |i, ch| rgx[i] = cast(rgxhat[i] / s[ch]));
-    }
-    Ok((gx, Some(rgx)))
 }
