@@ -22,6 +22,8 @@ has_torch() { "$1" -c 'import torch' >/dev/null 2>&1; }
 setup_pypi() {
   if [[ -x "$venv/bin/python" ]] && has_torch "$venv/bin/python"; then
     echo "bench/.venv already has torch $("$venv/bin/python" -c 'import torch; print(torch.__version__)')"
+    # Added after the first venvs were made: goldpan checkpoints for pytorch/hessian.py.
+    "$venv/bin/python" -c 'import safetensors' >/dev/null 2>&1 || "$venv/bin/pip" install safetensors
     return 0
   fi
   local free_kib
@@ -34,8 +36,9 @@ setup_pypi() {
   echo "installing $torch_spec from PyPI into bench/.venv (with $("$py" --version))"
   "$py" -m venv "$venv"
   "$venv/bin/pip" install --upgrade pip >/dev/null
-  # numpy only silences torch's "Failed to initialize NumPy" warning.
-  "$venv/bin/pip" install "$torch_spec" numpy
+  # numpy only silences torch's "Failed to initialize NumPy" warning; safetensors reads goldpan
+  # checkpoints (pytorch/hessian.py --checkpoint; it has a small built-in reader otherwise).
+  "$venv/bin/pip" install "$torch_spec" numpy safetensors
   has_torch "$venv/bin/python"
 }
 

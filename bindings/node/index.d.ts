@@ -68,6 +68,14 @@ export interface BindingEvalResult {
   wallSec: number
 }
 
+/** One product `H·v` with the loss and gradient at the checkpoint's weights (flat, parameter order). */
+export interface BindingHvpResult {
+  loss: number
+  gradient: Float64Array
+  hv: Float64Array
+  wallSec: number
+}
+
 export interface BindingModelInfo {
   name: string
   description: string
@@ -77,7 +85,11 @@ export interface BindingModelInfo {
 }
 
 export interface BindingProgress {
-  /** "step" every `progressEvery` steps, "epoch" at the end of each epoch (with test metrics). */
+  /**
+   * "step" every `progressEvery` steps, "epoch" at the end of each epoch (with test metrics),
+   * "diagnostics" every `diagnosticsEvery` steps (before that step's update), "analysis" after
+   * each Hessian–vector product of an analysis (`step` counts them).
+   */
   kind: string
   epoch: number
   epochs: number
@@ -92,6 +104,11 @@ export interface BindingProgress {
   testLoss?: number
   testAccuracy?: number
   checkpoint?: string
+  /**
+   * A "diagnostics" event's measurements (`{eq3: {loss, gradNorm, curvature, …}}`) or an
+   * "analysis" event's `{phase: "eigen" | "trace" | "density"}`.
+   */
+  diagnostics?: Record<string, any>
 }
 
 export interface BindingResumeOptions {
@@ -123,6 +140,13 @@ export interface BindingTrainConfig {
   testLimit?: number
   /** "true", "random" (fixed per sample) or "random-redraw" (every epoch). */
   labels?: string
+  /** Measurements taken every `diagnosticsEvery` steps, as "diagnostics" progress events: "eq3". */
+  diagnostics?: Array<string>
+  diagnosticsEvery?: number
+  /** Size of the diagnostics' fixed probe set (the first training samples). */
+  diagnosticsSamples?: number
+  /** Step size of Eq. 3's quantities; default `lr`. */
+  diagnosticsAlpha?: number
 }
 
 export interface BindingTrainResult {
@@ -148,6 +172,19 @@ export declare function cudaAvailable(): boolean
 
 /** Evaluates a checkpoint on a split of its dataset. */
 export declare function evaluate(options: BindingEvalOptions, token?: CancelToken | undefined | null): Promise<BindingEvalResult>
+
+/**
+ * Top eigenpairs (`topK`), trace (`trace`) and spectral density (`density`) of the mean loss's
+ * Hessian over the first `samples` images of a split. Resolves with the core's `HessianReport`
+ * (camelCase); progress: one "analysis" event per Hessian–vector product.
+ */
+export declare function hessianAnalyse(config: Record<string, unknown>, onProgress?: ((progress: BindingProgress) => void) | undefined | null, token?: CancelToken | undefined | null): Promise<Record<string, unknown>>
+
+/**
+ * One exact Hessian–vector product over the config's sample set; `vector` has one value per
+ * parameter (else `E_SHAPE`).
+ */
+export declare function hessianHvp(config: Record<string, unknown>, vector: Float64Array, token?: CancelToken | undefined | null): Promise<BindingHvpResult>
 
 /** The model registry. */
 export declare function listModels(): Array<BindingModelInfo>

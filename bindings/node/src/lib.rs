@@ -9,6 +9,7 @@ mod cancel;
 mod checkpoint;
 mod error;
 mod evaluate;
+mod hessian;
 mod json;
 mod models;
 mod progress;

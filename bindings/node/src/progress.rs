@@ -1,5 +1,5 @@
 //! Progress events to JS: [`BindingProgress`] and the non-blocking callback that counts what it
-//! sent, shared by every long task (training, SFDA).
+//! sent, shared by every long task (training, SFDA, Hessian analysis).
 use goldpan_core::train::{Progress, ProgressKind};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::Status;
@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 #[napi_derive::napi(object)]
 pub struct BindingProgress {
-    /// "step" every `progressEvery` steps, "epoch" at the end of each epoch (with test metrics).
+    /// "step" every `progressEvery` steps, "epoch" at the end of each epoch (with test metrics),
+    /// "diagnostics" every `diagnosticsEvery` steps (before that step's update), "analysis" after
+    /// each Hessian–vector product of an analysis (`step` counts them).
     pub kind: String,
     pub epoch: u32,
     pub epochs: u32,
@@ -23,6 +25,10 @@ pub struct BindingProgress {
     pub test_loss: Option<f64>,
     pub test_accuracy: Option<f64>,
     pub checkpoint: Option<String>,
+    /// A "diagnostics" event's measurements (`{eq3: {loss, gradNorm, curvature, …}}`) or an
+    /// "analysis" event's `{phase: "eigen" | "trace" | "density"}`.
+    #[napi(ts_type = "Record<string, any>")]
+    pub diagnostics: Option<serde_json::Value>,
 }
 
 impl From<&Progress> for BindingProgress {
@@ -31,6 +37,8 @@ impl From<&Progress> for BindingProgress {
             kind: match p.kind {
                 ProgressKind::Step => "step",
                 ProgressKind::Epoch => "epoch",
+                ProgressKind::Diagnostics => "diagnostics",
+                ProgressKind::Analysis => "analysis",
             }
             .into(),
             epoch: p.epoch as u32,
@@ -45,6 +53,7 @@ impl From<&Progress> for BindingProgress {
             test_loss: p.test_loss,
             test_accuracy: p.test_accuracy,
             checkpoint: p.checkpoint.as_ref().map(|c| c.display().to_string()),
+            diagnostics: p.diagnostics.clone(),
         }
     }
 }

@@ -31,10 +31,18 @@ pub struct BindingTrainConfig {
     pub test_limit: Option<u32>,
     /// "true", "random" (fixed per sample) or "random-redraw" (every epoch).
     pub labels: Option<String>,
+    /// Measurements taken every `diagnosticsEvery` steps, as "diagnostics" progress events: "eq3".
+    pub diagnostics: Option<Vec<String>>,
+    pub diagnostics_every: Option<u32>,
+    /// Size of the diagnostics' fixed probe set (the first training samples).
+    pub diagnostics_samples: Option<u32>,
+    /// Step size of Eq. 3's quantities; default `lr`.
+    pub diagnostics_alpha: Option<f64>,
 }
 
 impl From<BindingTrainConfig> for TrainConfig {
     fn from(c: BindingTrainConfig) -> Self {
+        let d = TrainConfig::default();
         TrainConfig {
             model: c.model,
             dataset: c.dataset,
@@ -49,10 +57,14 @@ impl From<BindingTrainConfig> for TrainConfig {
             device: c.device,
             out_dir: c.out_dir.map(PathBuf::from),
             checkpoint_every: opt(c.checkpoint_every),
-            progress_every: opt(c.progress_every).unwrap_or(TrainConfig::default().progress_every),
+            progress_every: opt(c.progress_every).unwrap_or(d.progress_every),
             train_limit: opt(c.train_limit),
             test_limit: opt(c.test_limit),
-            labels: c.labels.unwrap_or_else(|| TrainConfig::default().labels),
+            labels: c.labels.unwrap_or(d.labels),
+            diagnostics: c.diagnostics.unwrap_or(d.diagnostics),
+            diagnostics_every: opt(c.diagnostics_every).unwrap_or(d.diagnostics_every),
+            diagnostics_samples: opt(c.diagnostics_samples).unwrap_or(d.diagnostics_samples),
+            diagnostics_alpha: c.diagnostics_alpha,
         }
     }
 }

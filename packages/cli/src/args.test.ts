@@ -88,6 +88,72 @@ describe("parseArgs", () => {
     expect(usage(["train", "--resume", "c", "--lr", "0.1", "--seed", "1"]).message).toMatch(/--lr, --seed cannot be combined with --resume/);
   });
 
+  it("train --diagnostics: a list, with --every and the probe's size and step", () => {
+    expect(parseArgs(["train", "--diagnostics", "eq3", "--every", "2", "--diagnostics-samples", "64", "--diagnostics-alpha", "0.05"])).toEqual({
+      name: "train",
+      json: false,
+      config: { diagnostics: ["eq3"], diagnosticsEvery: 2, diagnosticsSamples: 64, diagnosticsAlpha: 0.05 },
+    });
+    expect(usage(["train", "--resume", "c", "--diagnostics", "eq3"]).message).toMatch(/--diagnostics cannot be combined with --resume/);
+  });
+
+  it("hessian: the checkpoint as an argument, the analyses as flags, --out apart from the config", () => {
+    expect(
+      parseArgs([
+        "hessian", "r/last.safetensors",
+        "--data", "d",
+        "--top-k", "2",
+        "--trace",
+        "--density",
+        "--samples", "64",
+        "--batch-size", "32",
+        "--labels", "random",
+        "--mode", "train",
+        "--precision", "f64",
+        "--split", "test",
+        "--seed", "3",
+        "--max-iter", "20",
+        "--tol", "1e-4",
+        "--trace-samples", "30",
+        "--trace-tol", "0",
+        "--density-steps", "40",
+        "--density-runs", "2",
+        "--out", "o",
+        "--json",
+      ]),
+    ).toEqual({
+      name: "hessian",
+      json: true,
+      out: "o",
+      config: {
+        checkpoint: "r/last.safetensors",
+        dataDir: "d",
+        topK: 2,
+        trace: true,
+        density: true,
+        samples: 64,
+        batchSize: 32,
+        labels: "random",
+        mode: "train",
+        precision: "f64",
+        split: "test",
+        seed: 3,
+        maxIter: 20,
+        tol: 0.0001,
+        traceSamples: 30,
+        traceTol: 0,
+        densitySteps: 40,
+        densityRuns: 2,
+      },
+    });
+    expect(parseArgs(["hessian", "c.safetensors"])).toEqual({ name: "hessian", json: false, config: { checkpoint: "c.safetensors" } });
+    expect(parseArgs(["hessian", "c", "--samples", "many"])).toMatchObject({ config: { samples: "many" } });
+    expect(parseArgs(["hessian", "--help"])).toEqual({ name: "help", topic: "hessian" });
+    expect(usage(["hessian"]).message).toMatch(/missing <checkpoint>\nRun `goldpan hessian --help`/);
+    expect(usage(["hessian", "c", "--trace=yes"]).message).toMatch(/^option --trace takes no value/);
+    expect(usage(["hessian", "c", "--k", "2"]).message).toMatch(/^unknown option --k/);
+  });
+
   it("eval and info take the checkpoint as an argument", () => {
     expect(parseArgs(["eval", "c.safetensors", "--split", "train", "--limit", "100", "--json"])).toEqual({
       name: "eval",
@@ -101,7 +167,7 @@ describe("parseArgs", () => {
   });
 
   it("usage errors say what is wrong and where to look", () => {
-    expect(usage(["frobnicate"]).message).toMatch(/^unknown command "frobnicate"; commands: train, eval, models, info, sfda\nRun `goldpan --help`/);
+    expect(usage(["frobnicate"]).message).toMatch(/^unknown command "frobnicate"; commands: train, eval, hessian, models, info, sfda\nRun `goldpan --help`/);
     expect(usage(["train", "--bogus"]).message).toMatch(/^unknown option --bogus\nRun `goldpan train --help`/);
     expect(usage(["train", "--epochs"]).message).toMatch(/^option --epochs needs a value/);
     expect(usage(["train", "--json=yes"]).message).toMatch(/^option --json takes no value/);

@@ -6,6 +6,7 @@ import { parseArgs as nodeParseArgs } from "node:util";
 import {
   EvalConfigSchema,
   GoldpanError,
+  HessianConfigSchema,
   ResumeConfigSchema,
   TrainConfigSchema,
   describeFields,
@@ -13,7 +14,7 @@ import {
 import { AdaptConfigSchema, SourceConfigSchema, TableOptionsSchema } from "@goldpan/sfda";
 import { JSON_FLAG, flagsFromFields, type FlagSpec } from "./flags.js";
 
-export type CommandName = "train" | "eval" | "models" | "info" | "sfda";
+export type CommandName = "train" | "eval" | "hessian" | "models" | "info" | "sfda";
 export type SfdaCommandName = "source" | "adapt" | "table";
 /** What `--help` and `goldpan help <topic>` can show. */
 export type HelpTopic = CommandName | `sfda ${SfdaCommandName}`;
@@ -25,6 +26,8 @@ export type Command =
   | { name: "train"; config: Record<string, unknown>; json: boolean }
   | { name: "resume"; config: Record<string, unknown>; json: boolean }
   | { name: "eval"; config: Record<string, unknown>; json: boolean }
+  /** `out`: where the report goes (a .json file or a directory), if given. */
+  | { name: "hessian"; config: Record<string, unknown>; out?: string; json: boolean }
   | { name: "models"; json: boolean }
   | { name: "info"; checkpoint: string; json: boolean }
   | { name: "sfda-source"; config: Record<string, unknown>; json: boolean }
@@ -68,6 +71,18 @@ const resumeKeys: ReadonlySet<string> = new Set(
     .map((f) => f.key)
     .filter((k) => k !== "checkpoint"),
 );
+
+/** `goldpan hessian` computes this many eigenpairs unless told otherwise (the core's default is none). */
+export const HESSIAN_TOP_K = 5;
+
+const HESSIAN_OUT_FLAG: FlagSpec = {
+  name: "out",
+  key: undefined,
+  kind: "string",
+  valueName: "file-or-dir",
+  defaultText: "<checkpoint dir>/hessian.json",
+  description: "Where the full report goes as JSON: a .json file, or a directory to write hessian.json in.",
+};
 
 const SFDA_INTERRUPT_NOTE =
   "Ctrl-C stops after the current step and exits with 130 (a second Ctrl-C quits at once).";
@@ -143,6 +158,11 @@ export const COMMANDS: Readonly<Record<CommandName, CommandSpec>> = {
     notes: [
       "Progress goes to stderr: a progress bar on a terminal, one line per event otherwise. " +
         "metrics.jsonl gets one JSON object per progress event as it happens.",
+      "--diagnostics eq3 --every N measures the paper's Eq. 3 at steps 0, N, 2N, … (before the step's update) on a " +
+        "fixed probe set, the first --diagnostics-samples training images: ‖g‖, the curvature gᵀHg/‖g‖² along the " +
+        "gradient, the cosine between the gradient and the gradient after a step of −αg or a random step of the same " +
+        "length (α: --diagnostics-alpha), and the minibatch gradient's cosine with the probe gradient. Each is a " +
+        "diagnostics event in metrics.jsonl (all the numbers) and a line on stderr.",
       "Ctrl-C stops after the current step, writes last.safetensors and exits with 130; " +
         "`goldpan train --resume <run>/last.safetensors` continues. A second Ctrl-C quits at once.",
     ],
@@ -153,6 +173,30 @@ export const COMMANDS: Readonly<Record<CommandName, CommandSpec>> = {
     usage: ["goldpan eval <checkpoint> [options]"],
     positional: { name: "checkpoint", description: "Checkpoint file (.safetensors), e.g. runs/demo/last.safetensors." },
     flags: [...flagsFromFields(describeFields(EvalConfigSchema), { omit: ["checkpoint"] }), JSON_FLAG],
+  },
+  hessian: {
+    name: "hessian",
+    summary: "Analyse a checkpoint's loss Hessian: top eigenvalues, trace and spectral density, by exact Hessian–vector products.",
+    usage: ["goldpan hessian <checkpoint> [--top-k 5] [--trace] [--density] [--samples 1000] [options]"],
+    positional: { name: "checkpoint", description: "Checkpoint file (.safetensors), e.g. runs/demo/last.safetensors." },
+    flags: [
+      ...flagsFromFields(describeFields(HessianConfigSchema), {
+        omit: ["checkpoint"],
+        overrides: { topK: { defaultText: String(HESSIAN_TOP_K) } },
+      }),
+      HESSIAN_OUT_FLAG,
+      JSON_FLAG,
+    ],
+    notes: [
+      "The loss is the mean cross-entropy over the first --samples images of the split, at the checkpoint's weights. " +
+        "Every Hessian–vector product is exact (Pearlmutter's R-operator, forward over reverse) and streams the samples " +
+        "in batches of --batch-size. Top eigenvalues come from Lanczos with full reorthogonalisation, the trace from " +
+        "Hutchinson's estimator, the density from stochastic Lanczos quadrature (PyHessian's three analyses); --top-k 0 " +
+        "skips the eigenvalues.",
+      "Prints a summary on stdout (--json: the report) and writes the full report as JSON, with the density's grid and " +
+        "quadrature nodes, to --out. Progress (products done, phase) goes to stderr. Ctrl-C stops after the current " +
+        "product and exits with 130.",
+    ],
   },
   models: {
     name: "models",
@@ -337,6 +381,10 @@ export function parseArgs(argv: readonly string[]): Command {
     }
     case "eval":
       return { name: "eval", config: { ...configFrom(spec, values), checkpoint: positional(spec, positionals) }, json };
+    case "hessian": {
+      const config = { ...configFrom(spec, values), checkpoint: positional(spec, positionals) };
+      return typeof values.out === "string" ? { name: "hessian", config, out: values.out, json } : { name: "hessian", config, json };
+    }
     case "info":
       return { name: "info", checkpoint: positional(spec, positionals), json };
     case "models":

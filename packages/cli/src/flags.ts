@@ -17,11 +17,13 @@ export interface FlagSpec {
   booleanValue?: true;
   /** As shown in help (`runs/<timestamp>`), not necessarily a value. */
   defaultText?: string;
+  /** The value's name in help (`--out <file-or-dir>`), when the usual one does not fit. */
+  valueName?: string;
   description: string;
 }
 
 /** Config fields whose flag is not just the kebab-cased key. */
-const RENAMED: Readonly<Record<string, string>> = { dataDir: "data", outDir: "out" };
+const RENAMED: Readonly<Record<string, string>> = { dataDir: "data", outDir: "out", diagnosticsEvery: "every" };
 
 /** `batchSize` → `batch-size`; a nested field's segments are joined: `pul.freezeClassifier` →
  * `pul-freeze-classifier`. */

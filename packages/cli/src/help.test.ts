@@ -27,6 +27,21 @@ describe("help", () => {
     }
   });
 
+  it("documents hessian and training diagnostics", () => {
+    const text = helpText("hessian");
+    expect(text).toContain("<checkpoint>");
+    expect(text).toMatch(/--top-k <n> +Top eigenpairs to compute \(Lanczos\); 0 for none\. \(default: 5\)/);
+    expect(text).toContain("--out <file-or-dir>");
+    expect(text).toContain("(default: <checkpoint dir>/hessian.json)");
+    expect(text).toContain("--precision f32|f64");
+    expect(text).toMatch(/^  --trace +/m);
+    const train = helpText("train");
+    expect(train).toContain("--diagnostics <a,b,…>");
+    expect(train).toMatch(/--every <n> +Take the diagnostics every N steps/);
+    expect(train).toContain("--diagnostics-samples <n>");
+    expect(train).toContain("--diagnostics-alpha <x>");
+  });
+
   it("documents sfda: its commands, the methods, valued booleans, lists and nested flags", () => {
     const sfda = helpText("sfda");
     for (const name of Object.keys(SFDA_COMMANDS)) expect(sfda).toMatch(new RegExp(`^  ${name}  `, "m"));

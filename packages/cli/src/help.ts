@@ -36,6 +36,7 @@ function flagSignature(f: FlagSpec): string {
     case "number":
       return `--${f.name} <x>`;
     case "string":
+      if (f.valueName !== undefined) return `--${f.name} <${f.valueName}>`;
       return `--${f.name} <${f.name === "data" || f.name === "out" ? "dir" : f.name === "resume" || f.name === "from" ? "checkpoint" : f.name === "model" ? "name" : "value"}>`;
   }
 }
@@ -85,6 +86,7 @@ Quick start:
   goldpan train --epochs 2 --out runs/demo      train on the bundled MNIST subset
   goldpan eval runs/demo/last.safetensors       test accuracy of the result
   goldpan train --resume runs/demo/last.safetensors --epochs 4
+  goldpan hessian runs/demo/last.safetensors --trace
   goldpan sfda source --source mnist --epochs 3 --out runs/sfda
   goldpan sfda adapt --method pul --from runs/sfda/source.safetensors --target usps --out runs/sfda
 

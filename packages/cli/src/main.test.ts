@@ -43,6 +43,25 @@ describe("main", () => {
   });
 });
 
+describe("main: hessian", () => {
+  it("exits 2 listing every invalid value by flag, before touching the core", async () => {
+    const r = await run(["hessian", "c.safetensors", "--samples", "0", "--precision", "f16", "--top-k", "5", "--max-iter", "3", "--trace-samples", "5", "--json"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("  --samples: must be ≥ 1\n");
+    expect(r.stderr).toContain("  --precision: must be one of f32, f64\n");
+    expect(r.stderr).toContain("  --max-iter: must be ≥ the number of eigenpairs asked for (one Lanczos step each at least)\n");
+    expect(r.stderr).toContain("  --trace-samples: must be ≥ 10 (the trace's minimum sample count)\n");
+    expect(JSON.parse(r.stdout)).toMatchObject({ error: { code: "E_CONFIG" } });
+  });
+
+  it("names diagnostics flags in train errors", async () => {
+    const r = await run(["train", "--diagnostics", "eq4", "--every", "0"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("  --diagnostics: must be one of eq3\n");
+    expect(r.stderr).toContain("  --every: must be ≥ 1\n");
+  });
+});
+
 describe("main: sfda", () => {
   it("exits 2 listing every invalid value by its flag, nested ones included", async () => {
     const r = await run(["sfda", "adapt", "--method", "foo", "--target", "cifar", "--pul-attach", "head", "--shot-cls-par", "-1", "--pul-freeze-classifier", "yes", "--epochs", "0"]);

@@ -6,6 +6,7 @@ import { createRequire } from "node:module";
 import { normalizeError, version as coreVersion, type GoldpanError } from "@goldpan/sdk";
 import { parseArgs, type Command } from "./args.js";
 import { evalCommand } from "./commands/eval.js";
+import { hessianCommand } from "./commands/hessian.js";
 import { infoCommand } from "./commands/info.js";
 import { modelsCommand } from "./commands/models.js";
 import { resumeCommand } from "./commands/resume.js";
@@ -49,6 +50,8 @@ async function run(cmd: Command, ctx: Context): Promise<number> {
       return resumeCommand(cmd, ctx);
     case "eval":
       return evalCommand(cmd, ctx);
+    case "hessian":
+      return hessianCommand(cmd, ctx);
     case "models":
       return modelsCommand(cmd, ctx);
     case "info":

@@ -1,7 +1,7 @@
 import { PassThrough } from "node:stream";
 import { describe, expect, it } from "vitest";
 import type { Progress } from "@goldpan/sdk";
-import { formatEpoch, formatStep, progressReporter } from "./progress.js";
+import { analysisReporter, formatAnalysis, formatDiagnostics, formatEpoch, formatStep, progressReporter } from "./progress.js";
 
 const step: Progress = {
   kind: "step",
@@ -41,5 +41,74 @@ describe("progress", () => {
     r.update(step);
     r.stop();
     expect(String(out.read())).toBe(`${formatStep(step)}\n`);
+  });
+});
+
+const diagnostics: Progress = {
+  ...step,
+  kind: "diagnostics",
+  step: 4,
+  loss: Number.NaN,
+  accuracy: Number.NaN,
+  imagesPerSec: 0,
+  diagnostics: {
+    eq3: {
+      loss: 2.3,
+      gradNorm: 0.81234,
+      hgNorm: 3.1,
+      curvature: 4.56789,
+      alpha: 0.01,
+      descent: 0.6,
+      lossChange: -0.006,
+      cosAlongGradient: 0.99812,
+      cosRandom: 0.99951,
+      minibatchCos: 0.75123,
+      minibatchNoise: 0.5,
+    },
+  },
+};
+
+const analysis = (n: number, phase: "eigen" | "trace"): Progress => ({
+  ...step,
+  kind: "analysis",
+  step: n,
+  loss: Number.NaN,
+  elapsedSec: n / 10,
+  diagnostics: { phase },
+});
+
+describe("progress of diagnostics and analyses", () => {
+  it("puts a diagnostics event on a line of its own: step, ‖g‖, curvature, cosines", () => {
+    expect(formatDiagnostics(diagnostics)).toBe(
+      "step 4 eq3: ‖g‖ 0.8123 gᵀHg/‖g‖² 4.5679 cos along g 0.9981 vs random 0.9995 minibatch cos 0.7512",
+    );
+    const out = new PassThrough();
+    const r = progressReporter(out);
+    r.update(diagnostics);
+    r.update(step);
+    expect(String(out.read())).toBe(`${formatDiagnostics(diagnostics)}\n${formatStep(step)}\n`);
+  });
+
+  it("reports an analysis' products and phase, a line per phase and every 10 products off a terminal", () => {
+    expect(formatAnalysis(analysis(12, "trace"))).toBe("hessian trace: 12 Hessian–vector products, 1.2s");
+    const out = new PassThrough();
+    const r = analysisReporter(out);
+    for (let n = 1; n <= 23; n++) r.update(analysis(n, n <= 13 ? "eigen" : "trace"));
+    r.stop();
+    expect(String(out.read()).trim().split("\n").map((l) => l.split(":")[0] + ":" + l.split(":")[1]!.split(" ")[1])).toEqual([
+      "hessian eigen:1",
+      "hessian eigen:10",
+      "hessian trace:14",
+      "hessian trace:20",
+    ]);
+  });
+
+  it("redraws an analysis line in place on a terminal", () => {
+    const out = Object.assign(new PassThrough(), { isTTY: true });
+    const r = analysisReporter(out);
+    r.update(analysis(1, "eigen"));
+    r.update(analysis(2, "eigen"));
+    r.stop();
+    expect(String(out.read())).toBe(`\r\x1b[K${formatAnalysis(analysis(1, "eigen"))}\r\x1b[K${formatAnalysis(analysis(2, "eigen"))}\n`);
   });
 });

@@ -1,6 +1,7 @@
 /**
  * Progress on stderr: a bar per epoch on a terminal, else one plain line per event (logs, CI,
- * pipes). Both get the same numbers.
+ * pipes). Both get the same numbers; a training diagnostics event is a line of its own either way.
+ * A Hessian analysis has its own reporter: products done and phase.
  */
 import type { Writable } from "node:stream";
 import cliProgress from "cli-progress";
@@ -19,6 +20,10 @@ export interface ProgressLabels {
 }
 
 const pct = (x: number): string => `${(x * 100).toFixed(1)}%`;
+
+/** Back to the line's start and erase it (a terminal's own line, redrawn in place). */
+const CLEAR_LINE = "\r\x1b[K";
+const LINE_UP = "\x1b[1A";
 
 /** Metrics a run does not compute arrive as NaN (an adaptation has no training accuracy). */
 const known = (x: number): boolean => Number.isFinite(x);
@@ -41,11 +46,41 @@ export function formatEpoch(p: Progress, labels: ProgressLabels = {}): string {
   return `epoch ${p.epoch}/${p.epochs} done: ${parts.join(" | ")}`;
 }
 
+const num = (x: number | undefined): string => (x === undefined || !known(x) ? "–" : x.toFixed(4));
+
+/** A diagnostics event in one line: the step it was taken at (before its update) and Eq. 3's gist. */
+export function formatDiagnostics(p: Progress): string {
+  const e = p.diagnostics?.eq3;
+  if (e === undefined) return `step ${p.step} diagnostics: ${JSON.stringify(p.diagnostics ?? {})}`;
+  return (
+    `step ${p.step} eq3: ‖g‖ ${num(e.gradNorm)} gᵀHg/‖g‖² ${num(e.curvature)} ` +
+    `cos along g ${num(e.cosAlongGradient)} vs random ${num(e.cosRandom)} minibatch cos ${num(e.minibatchCos)}`
+  );
+}
+
+/** An analysis event: products done so far and what for. */
+export function formatAnalysis(p: Progress): string {
+  return `hessian ${p.diagnostics?.phase ?? "analysis"}: ${p.step} Hessian–vector products, ${p.elapsedSec.toFixed(1)}s`;
+}
+
+function formatLine(p: Progress, labels: ProgressLabels): string {
+  switch (p.kind) {
+    case "epoch":
+      return formatEpoch(p, labels);
+    case "diagnostics":
+      return formatDiagnostics(p);
+    case "analysis":
+      return formatAnalysis(p);
+    case "step":
+      return formatStep(p);
+  }
+}
+
 /** One line per event. */
 export function plainReporter(stream: Writable, labels: ProgressLabels = {}): ProgressReporter {
   return {
     update(p) {
-      stream.write(`${p.kind === "epoch" ? formatEpoch(p, labels) : formatStep(p)}\n`);
+      stream.write(`${formatLine(p, labels)}\n`);
     },
     stop() {},
   };
@@ -73,6 +108,16 @@ export function barReporter(stream: NodeJS.WriteStream, labels: ProgressLabels =
         stream.write(`${formatEpoch(p, labels)}\n`);
         return;
       }
+      if (p.kind !== "step") {
+        // A line of its own where the bar was (stopped, it leaves its line behind); the next step
+        // starts a new bar below.
+        if (bar !== undefined) {
+          stop();
+          stream.write(`${LINE_UP}${CLEAR_LINE}`);
+        }
+        stream.write(`${formatLine(p, labels)}\n`);
+        return;
+      }
       if (bar === undefined || barEpoch !== p.epoch) {
         stop();
         bar = new cliProgress.SingleBar(
@@ -95,4 +140,29 @@ export function barReporter(stream: NodeJS.WriteStream, labels: ProgressLabels =
 
 export function progressReporter(stream: NodeJS.WriteStream | Writable, labels: ProgressLabels = {}): ProgressReporter {
   return "isTTY" in stream && stream.isTTY === true ? barReporter(stream as NodeJS.WriteStream, labels) : plainReporter(stream, labels);
+}
+
+/** How often a non-terminal stream gets a line during an analysis (and at each phase's start). */
+export const ANALYSIS_LINE_EVERY = 10;
+
+/** A Hessian analysis' progress: one line redrawn in place on a terminal; else a line when a phase
+ * starts and every {@link ANALYSIS_LINE_EVERY} products. */
+export function analysisReporter(stream: NodeJS.WriteStream | Writable): ProgressReporter {
+  const tty = "isTTY" in stream && stream.isTTY === true;
+  let phase: string | undefined;
+  let drawn = false;
+  return {
+    update(p) {
+      const changed = p.diagnostics?.phase !== phase;
+      phase = p.diagnostics?.phase;
+      if (tty) {
+        stream.write(`${CLEAR_LINE}${formatAnalysis(p)}`);
+        drawn = true;
+      } else if (changed || p.step % ANALYSIS_LINE_EVERY === 0) stream.write(`${formatAnalysis(p)}\n`);
+    },
+    stop() {
+      if (drawn) stream.write("\n");
+      drawn = false;
+    },
+  };
 }

@@ -26,6 +26,8 @@ const fake = vi.hoisted(() => {
     cudaAvailable: vi.fn(),
     version: vi.fn(),
     benchmark: vi.fn(),
+    hessianAnalyse: vi.fn(),
+    hessianHvp: vi.fn(),
   };
 });
 
@@ -193,5 +195,68 @@ describe("resume, evaluate and the sync calls", () => {
       throw Object.assign(new Error("not a checkpoint"), { code: "E_CHECKPOINT" });
     });
     expect(() => sdk.readCheckpoint("/c")).toThrow(expect.objectContaining({ code: "E_CHECKPOINT" }));
+  });
+});
+
+describe("hessian", () => {
+  const report = { loss: 1, gradNorm: 2, eigen: null, trace: null, density: null, products: 0, progressEvents: 0 };
+
+  it("validates, fills the core's defaults and sends absolute paths; dataDir only when given or in $GOLDPAN_DATA", async () => {
+    fake.hessianAnalyse.mockResolvedValue(report);
+    await sdk.hessian({ checkpoint: "r/last.safetensors", topK: 2, trace: true });
+    const [config, onProgress, token] = fake.hessianAnalyse.mock.calls[0]!;
+    expect(config).toMatchObject({ checkpoint: `${process.cwd()}/r/last.safetensors`, topK: 2, trace: true, samples: 1000, batchSize: 500 });
+    expect(config).not.toHaveProperty("dataDir");
+    expect(onProgress).toBeTypeOf("function");
+    expect(token).toBe(fake.CancelToken.last);
+    process.env.GOLDPAN_DATA = "/env";
+    await sdk.hessian({ checkpoint: "/c" });
+    expect(fake.hessianAnalyse.mock.calls[1]![0]).toMatchObject({ dataDir: "/env" });
+    await expect(sdk.hessian({ checkpoint: "/c", samples: 0 })).rejects.toMatchObject({ code: "E_CONFIG", issues: [{ path: ["samples"] }] });
+    expect(fake.hessianAnalyse).toHaveBeenCalledTimes(2);
+  });
+
+  it("hessianEigen, hessianTrace and hessianDensity each ask for their analysis alone", async () => {
+    fake.hessianAnalyse.mockResolvedValue(report);
+    await sdk.hessianEigen({ checkpoint: "/c", k: 3 });
+    await sdk.hessianTrace({ checkpoint: "/c", traceSamples: 20 });
+    await sdk.hessianDensity({ checkpoint: "/c", densityRuns: 2 });
+    const configs = fake.hessianAnalyse.mock.calls.map((c) => c[0] as Record<string, unknown>);
+    expect(configs[0]).toMatchObject({ topK: 3, maxIter: 100 });
+    expect(configs[0]).not.toHaveProperty("k");
+    expect(configs[1]).toMatchObject({ trace: true, traceSamples: 20 });
+    expect(configs[2]).toMatchObject({ density: true, densityRuns: 2 });
+    for (const c of configs) expect(Object.keys(c).filter((k) => ["topK", "trace", "density"].includes(k))).toHaveLength(1);
+    await expect(sdk.hessianEigen({ checkpoint: "/c", k: 0 })).rejects.toMatchObject({ code: "E_CONFIG", issues: [{ path: ["k"] }] });
+  });
+
+  it("forwards analysis progress and cancels on abort", async () => {
+    const ac = new AbortController();
+    const analysis: Progress = { ...step, kind: "analysis", step: 1, diagnostics: { phase: "eigen" } };
+    const seen: Progress[] = [];
+    fake.hessianAnalyse.mockImplementation(async (_c: unknown, onProgress: (p: Progress) => void, token: { cancelled: boolean }) => {
+      onProgress(analysis);
+      ac.abort();
+      expect(token.cancelled).toBe(true);
+      throw Object.assign(new Error("cancelled during the Hessian analysis"), { code: "E_CANCELLED" });
+    });
+    await expect(sdk.hessianEigen({ checkpoint: "/c" }, { signal: ac.signal, onProgress: (p) => seen.push(p) })).rejects.toMatchObject({ code: "E_CANCELLED" });
+    expect(seen.map((p) => p.diagnostics?.phase)).toEqual(["eigen"]);
+    await expect(sdk.hessianTrace({ checkpoint: "/c" }, { signal: AbortSignal.abort() })).rejects.toMatchObject({ code: "E_CANCELLED" });
+  });
+
+  it("hvp sends the vector as a Float64Array and normalizes errors", async () => {
+    fake.hessianHvp.mockResolvedValue({ loss: 1, gradient: new Float64Array(2), hv: new Float64Array(2), wallSec: 0 });
+    await sdk.hvp({ checkpoint: "/c", samples: 10 }, [1, 2]);
+    const [config, vector, token] = fake.hessianHvp.mock.calls[0]!;
+    expect(config).toEqual({ checkpoint: "/c", split: "train", samples: 10, batchSize: 500, mode: "eval", precision: "f32", seed: 0 });
+    expect(vector).toEqual(new Float64Array([1, 2]));
+    expect(token).toBe(fake.CancelToken.last);
+    const v = new Float64Array(3);
+    await sdk.hvp({ checkpoint: "/c" }, v);
+    expect(fake.hessianHvp.mock.calls[1]![1]).toBe(v);
+    fake.hessianHvp.mockRejectedValue(Object.assign(new Error("shape mismatch: a vector of 3 values"), { code: "E_SHAPE" }));
+    await expect(sdk.hvp({ checkpoint: "/c" }, v)).rejects.toMatchObject({ code: "E_SHAPE", name: "GoldpanError" });
+    await expect(sdk.hvp({ checkpoint: "/c", topK: 1 } as never, v)).rejects.toMatchObject({ code: "E_CONFIG" });
   });
 });

@@ -24,14 +24,15 @@ import {
   type TrainConfigInput,
 } from "./config/index.js";
 import { GoldpanError, normalizeError } from "./errors.js";
+import { runTask, type RunOptions } from "./task.js";
 
 export * from "./config/index.js";
 export * from "./errors.js";
+export * from "./task.js";
+export * from "./hessian.js";
 /** The addon's module type, for packages that run their own tasks through {@link runTask}. */
 export type { Binding };
 
-/** A progress event: `kind` "step" every `progressEvery` steps, "epoch" at each epoch's end. */
-export type Progress = Binding.BindingProgress;
 export type TrainResult = Binding.BindingTrainResult;
 export type EvalResult = Binding.BindingEvalResult;
 export type ModelInfo = Binding.BindingModelInfo;
@@ -39,15 +40,6 @@ export type BenchmarkResult = Binding.BindingBenchmarkResult;
 /** What a checkpoint holds; `config` is `configJson` parsed (the run's full training config). */
 export interface CheckpointInfo extends Binding.BindingCheckpointInfo {
   config: Record<string, unknown>;
-}
-
-export interface RunOptions {
-  /** Called on the main thread for each progress event. If it throws, the run is cancelled and
-   * rejects with that error. */
-  onProgress?: (progress: Progress) => void;
-  /** Aborting cancels the run within one step; it then rejects with `E_CANCELLED`, having written
-   * `last.safetensors` when the run has an `outDir`. */
-  signal?: AbortSignal;
 }
 
 /** A training config as the core gets it: validated, defaults filled, paths absolute. */
@@ -77,64 +69,6 @@ export function parseResumeConfig(input: unknown): ResumeConfig {
 
 export function parseBenchmarkConfig(input: unknown): BenchmarkConfig {
   return parseConfig(BenchmarkConfigSchema, input, "benchmark config");
-}
-
-/** Yields to the event loop until `done()`, for at most `limitMs` (events already queued
- * natively arrive within a turn or two; the limit only guards against a lost event). */
-async function settleEvents(done: () => boolean, limitMs = 5_000): Promise<void> {
-  const deadline = Date.now() + limitMs;
-  while (!done() && Date.now() < deadline) {
-    await new Promise<void>((r) => setImmediate(r));
-  }
-}
-
-/**
- * Runs one long addon call: `call` gets the addon, a progress callback and a fresh `CancelToken`
- * tied to `options.signal`. A throwing `onProgress` cancels the run and becomes its rejection;
- * every error is normalized to a {@link GoldpanError}; the promise settles only after every
- * progress event the core sent (`progressEvents` on the result or the error) has been delivered,
- * since events and the result travel on different native queues. Packages above the SDK
- * (`@goldpan/sfda`) run their tasks through this instead of loading the addon themselves.
- */
-export async function runTask<T>(
-  options: RunOptions,
-  call: (b: typeof Binding, onProgress: (p: Progress) => void, token: Binding.CancelToken) => Promise<T>,
-): Promise<T> {
-  const { signal, onProgress } = options;
-  if (signal?.aborted) throw new GoldpanError("E_CANCELLED", "cancelled before it started");
-  const b = loadBinding();
-  const token = new b.CancelToken();
-  const onAbort = (): void => token.cancel();
-  signal?.addEventListener("abort", onAbort, { once: true });
-
-  let received = 0;
-  let callbackFailed = false;
-  let callbackError: unknown;
-  const progress = (p: Progress): void => {
-    received++;
-    if (callbackFailed || !onProgress) return;
-    try {
-      onProgress(p);
-    } catch (e) {
-      callbackFailed = true;
-      callbackError = e;
-      token.cancel();
-    }
-  };
-
-  try {
-    const result = await call(b, progress, token);
-    const sent = (result as { progressEvents?: number }).progressEvents ?? 0;
-    await settleEvents(() => received >= sent);
-    if (callbackFailed) throw callbackError;
-    return result;
-  } catch (e) {
-    const sent = (e as { progressEvents?: unknown } | null)?.progressEvents;
-    if (typeof sent === "number") await settleEvents(() => received >= sent);
-    throw normalizeError(callbackFailed ? callbackError : e);
-  } finally {
-    signal?.removeEventListener("abort", onAbort);
-  }
 }
 
 /** Trains a model. Rejects with `E_CONFIG` (every bad field listed), `E_DATA_*`, `E_DEVICE`,

@@ -30,7 +30,26 @@ describe("TrainConfigSchema", () => {
       device: "cpu",
       progressEvery: 50,
       labels: "true",
+      diagnosticsEvery: 50,
+      diagnosticsSamples: 1000,
     });
+  });
+
+  it("takes diagnostics as a list of known measurements, and names a bad one", () => {
+    expect(parse({ diagnostics: ["eq3"], diagnosticsEvery: 2, diagnosticsSamples: 64, diagnosticsAlpha: 0.1 })).toMatchObject({
+      diagnostics: ["eq3"],
+      diagnosticsEvery: 2,
+      diagnosticsSamples: 64,
+      diagnosticsAlpha: 0.1,
+    });
+    const e = configError({ diagnostics: ["eq3", "eq4"], diagnosticsEvery: 0, diagnosticsSamples: 1.5, diagnosticsAlpha: 0 });
+    expect(Object.fromEntries(e.issues!.map((i) => [i.path.join("."), i.message]))).toEqual({
+      "diagnostics.1": "must be one of eq3",
+      diagnosticsEvery: "must be ≥ 1",
+      diagnosticsSamples: "must be a whole number",
+      diagnosticsAlpha: "must be > 0",
+    });
+    expect(configError({ diagnostics: "eq3" }).issues).toEqual([{ path: ["diagnostics"], message: "must be a list" }]);
   });
 
   it("keeps given values and optional fields", () => {

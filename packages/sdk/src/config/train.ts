@@ -4,6 +4,9 @@ import * as f from "./fields.js";
 /** Training-label modes; the core's `train::LABELS`. */
 export const LABELS = ["true", "random", "random-redraw"] as const;
 
+/** Measurements a run can take along the way; the core's `train::DIAGNOSTICS`. */
+export const DIAGNOSTICS = ["eq3"] as const;
+
 /** One training run. Defaults live here and nowhere else. */
 export const TrainConfigSchema = z
   .strictObject({
@@ -45,6 +48,19 @@ export const TrainConfigSchema = z
       .describe(
         "Training labels: true, random (uniform, fixed per image, from the seed) or random-redraw (drawn every epoch); test metrics use the true labels.",
       ),
+    diagnostics: z
+      .array(z.enum(DIAGNOSTICS, { error: `must be one of ${DIAGNOSTICS.join(", ")}` }), { error: "must be a list" })
+      .optional()
+      .describe(
+        "Measurements taken along the run, before a step's update, and reported as diagnostics progress events: eq3 (the paper's Eq. 3: curvature along the gradient, gradient robustness, minibatch noise). They leave the weights as they would be without.",
+      ),
+    diagnosticsEvery: f.positiveInt().default(50).describe("Take the diagnostics every N steps (at steps 0, N, 2N, …)."),
+    diagnosticsSamples: f.positiveInt().default(1000).describe("Size of the diagnostics' fixed probe set (the first training images)."),
+    diagnosticsAlpha: z
+      .number({ error: "must be a number" })
+      .positive({ error: "must be > 0" })
+      .optional()
+      .describe("Step size α of Eq. 3's quantities; default the learning rate."),
   })
   .refine((c) => !(c.nesterov && c.momentum === 0), {
     path: ["nesterov"],
