@@ -62,6 +62,9 @@ pub enum Error {
     #[error("shape mismatch: {0}")]
     Shape(String),
 
+    #[error("{what} needs {} MB, over the memory budget of {} MB; {hint}", .needed / 1_000_000, .budget / 1_000_000)]
+    Memory { what: String, needed: usize, budget: usize, hint: String },
+
     // === Checkpoints ===
     #[error("checkpoint {path}: {reason}")]
     Checkpoint { path: PathBuf, reason: String },
@@ -90,6 +93,7 @@ impl Error {
             Error::NanLoss { .. } => "E_NAN_LOSS",
             Error::Cancelled { .. } => "E_CANCELLED",
             Error::Shape(_) => "E_SHAPE",
+            Error::Memory { .. } => "E_MEMORY",
             Error::Checkpoint { .. } => "E_CHECKPOINT",
             Error::Io { .. } => "E_IO",
             Error::Internal(_) => "E_INTERNAL",

@@ -8,6 +8,7 @@ pub mod device;
 mod error;
 pub mod hessian;
 pub mod models;
+pub mod ntk;
 pub mod ops;
 pub mod program;
 pub mod sfda;

@@ -1,7 +1,7 @@
 //! Runs a [`Program`]: a forward pass (with tangents for forward mode), then a backward pass
 //! (with second-order adjoints for Hessian–vector products).
 use super::rules::{self, Step};
-use super::{Act, Loss, Program, Weights};
+use super::{Act, Loss, Op, Program, Weights};
 use crate::error::{Error, Result};
 use crate::ops::Real;
 
@@ -140,4 +140,61 @@ pub fn vjp<T: Real>(program: &Program, w: &Weights<T>, x: &Act<T>, u: &[T]) -> R
         return Err(Error::Shape(format!("a cotangent of {} values for logits {:?}", u.len(), tape.logits.dims)));
     }
     Ok(back(program, w, None, tape, u.to_vec(), None)?.0)
+}
+
+/// What a per-logit backward pass shows at one layer with parameters: its input, the cotangent
+/// of its output, and per-sample parameter gradients on request.
+pub struct LayerSignal<'a, T> {
+    pub op_index: usize,
+    pub op: &'a Op,
+    pub input: &'a [T],
+    pub input_dims: &'a [usize],
+    pub grad_output: &'a [T],
+    /// Logits per sample.
+    pub classes: usize,
+    step: &'a Step<T>,
+}
+
+impl<T: Real> LayerSignal<'_, T> {
+    /// `∂f_c(x_n)/∂θ` for this layer's parameters, as `(parameter index, gradient)` pairs.
+    pub fn sample_param_grads(&self, program: &Program, w: &Weights<T>, n: usize) -> Result<Vec<(usize, Vec<T>)>> {
+        rules::sample_param_grads(self.op, &program.param_shapes, w, self.step, self.grad_output, n)
+    }
+}
+
+/// One forward pass of `x`, then for each logit `c` one backward pass with cotangent `e_c` for
+/// every sample, calling `visit(c, signal)` at each layer with parameters (last layer first).
+/// Samples stay independent only when no layer mixes them (batch norm with batch statistics
+/// does; its per-sample gradients are refused).
+pub fn logit_backprop<T: Real>(
+    program: &Program,
+    w: &Weights<T>,
+    x: &Act<T>,
+    visit: &mut dyn FnMut(usize, &LayerSignal<T>) -> Result<()>,
+) -> Result<Act<T>> {
+    let tape = run(program, w, None, x)?;
+    let (n, classes) = (tape.logits.dims[0], tape.logits.data.len() / tape.logits.dims[0].max(1));
+    let mut scratch: Weights<T> = w.iter().map(|p| vec![T::zero(); p.len()]).collect();
+    for c in 0..classes {
+        let mut gy = vec![T::zero(); n * classes];
+        (0..n).for_each(|i| gy[i * classes + c] = T::one());
+        for (i, (op, step)) in program.ops.iter().zip(&tape.steps).enumerate().rev() {
+            if rules::has_params(op) {
+                let signal = LayerSignal {
+                    op_index: i,
+                    op,
+                    input: &step.x,
+                    input_dims: &step.dims,
+                    grad_output: &gy,
+                    classes,
+                    step,
+                };
+                visit(c, &signal)?;
+            }
+            if i > 0 {
+                gy = rules::input_grad(op, &program.param_shapes, w, step, gy, &mut scratch)?;
+            }
+        }
+    }
+    Ok(tape.logits)
 }

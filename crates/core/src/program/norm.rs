@@ -190,3 +190,21 @@ pub(super) fn backward<T: Real>(
     }
     Ok((gx, Some(rgx)))
 }
+
+/// `(∂γ, ∂β)` of sample `n` alone; only with fixed statistics.
+pub(super) fn sample_grads<T: Real>(c: &NormCache<T>, dims: &[usize], gy: &[T], n: usize) -> Result<(Vec<T>, Vec<T>)> {
+    if c.batch {
+        return Err(Error::config(
+            "mode",
+            "per-sample derivatives need evaluation mode: with batch statistics every output depends on the whole batch",
+        ));
+    }
+    let (channels, plane, _) = sizes(dims)?;
+    let (mut gg, mut gb) = (vec![T::zero(); channels], vec![T::zero(); channels]);
+    for ch in 0..channels {
+        let r = (n * channels + ch) * plane..(n * channels + ch + 1) * plane;
+        gg[ch] = t(r.clone().map(|i| f(gy[i]) * f(c.xhat[i])).sum::<f64>());
+        gb[ch] = t(r.map(|i| f(gy[i])).sum::<f64>());
+    }
+    Ok((gg, gb))
+}

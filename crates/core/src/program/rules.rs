@@ -390,3 +390,75 @@ fn weight_norm_backward_tangent<T: Real>(
     }
     (rgv, rgg)
 }
+
+/// `∂x` alone (no parameter gradients): the backward pass of per-sample Jacobians, which takes
+/// parameter gradients sample by sample instead ([`sample_param_grads`]).
+pub(super) fn input_grad<T: Real>(
+    op: &Op,
+    shapes: &[Vec<usize>],
+    w: &Weights<T>,
+    step: &Step<T>,
+    gy: Vec<T>,
+    scratch: &mut Weights<T>,
+) -> Result<Vec<T>> {
+    let Step { dims, .. } = step;
+    match op {
+        Op::Conv2d { weight, spec, .. } => {
+            Ok(ConvKernels::new(dims, &shapes[*weight], *spec)?.grad_input(&gy, &w[*weight]))
+        }
+        Op::Linear { weight, .. } => {
+            Ok(kernels::linear::grad_input(&gy, &w[*weight], linear_dims(dims, &shapes[*weight])?))
+        }
+        Op::WeightNormLinear { direction, .. } => {
+            let Cache::WeightNorm { w: wn, .. } = &step.cache else { return Err(internal("weight norm")) };
+            Ok(kernels::linear::grad_input(&gy, wn, linear_dims(dims, &shapes[*direction])?))
+        }
+        // The rest have no parameters or cheap per-channel ones.
+        _ => Ok(backward(op, shapes, w, None, step, gy, None, scratch, None, true)?.0),
+    }
+}
+
+/// The gradient of sample `n`'s output cotangent `gy[n]` with respect to `op`'s parameters:
+/// `(parameter index, gradient)` pairs, empty for ops without parameters. Batch norm must use
+/// fixed statistics (with batch statistics one sample's output depends on the others').
+pub(super) fn sample_param_grads<T: Real>(
+    op: &Op,
+    shapes: &[Vec<usize>],
+    w: &Weights<T>,
+    step: &Step<T>,
+    gy: &[T],
+    n: usize,
+) -> Result<Vec<(usize, Vec<T>)>> {
+    let Step { dims, x, cache, .. } = step;
+    let per = |len: usize| (n * len / dims[0], (n + 1) * len / dims[0]);
+    let (xl, xh) = per(x.len());
+    let (gl, gh) = per(gy.len());
+    let (xn, gn) = (&x[xl..xh], &gy[gl..gh]);
+    let outer = |g: &[T], a: &[T]| -> Vec<T> { g.iter().flat_map(|&gi| a.iter().map(move |&ai| gi * ai)).collect() };
+    Ok(match op {
+        Op::Conv2d { weight, bias, spec } => {
+            let mut one = dims.clone();
+            one[0] = 1;
+            let (gw, gb) = ConvKernels::new(&one, &shapes[*weight], *spec)?.grad_params(xn, gn);
+            vec![(*weight, gw), (*bias, gb)]
+        }
+        Op::Linear { weight, bias } => vec![(*weight, outer(gn, xn)), (*bias, gn.to_vec())],
+        Op::WeightNormLinear { direction, gain, bias } => {
+            let Cache::WeightNorm { u, r, .. } = cache else { return Err(internal("weight norm")) };
+            let g: Vec<f64> = w[*gain].iter().map(|&a| candle_core::WithDType::to_f64(a)).collect();
+            let (gv, gg) = weight_norm_backward(u, r, &g, &outer(gn, xn), xn.len());
+            vec![(*direction, gv), (*gain, gg), (*bias, gn.to_vec())]
+        }
+        Op::BatchNorm { gamma, beta, .. } => {
+            let Cache::Norm(c) = cache else { return Err(internal("batch norm")) };
+            let (gg, gb) = norm::sample_grads(c, dims, gy, n)?;
+            vec![(*gamma, gg), (*beta, gb)]
+        }
+        _ => Vec::new(),
+    })
+}
+
+/// Whether `op` has parameters.
+pub(super) fn has_params(op: &Op) -> bool {
+    matches!(op, Op::Conv2d { .. } | Op::Linear { .. } | Op::WeightNormLinear { .. } | Op::BatchNorm { .. })
+}

@@ -1,0 +1,232 @@
+//! The empirical neural tangent kernel `Θ(x, x') = ∇θf(x)·∇θf(x')ᵀ` of a registry model's
+//! logits (the paper's Eq. 6–7; lecture 4 of the course), its spectra, and `.npy` output.
+//!
+//! Three methods, equal to rounding:
+//! - [`Method::Jacobian`]: per-sample Jacobians (one backward pass per logit for the whole
+//!   batch, then per-sample parameter gradients from each layer's input and output cotangent),
+//!   contracted by a Gram product;
+//! - [`Method::Structured`]: never forms a linear layer's Jacobian — its contribution is
+//!   `(aᵢ·aⱼ + 1)(δᵢ·δⱼ)` from its inputs `a` and output cotangents `δ` — and contracts the other
+//!   layers' (convolutions', norms') small per-sample gradients;
+//! - [`Method::Ntvp`]: matrix-free products `Θ·u = J·(Jᵀu)` (a VJP then a JVP of the program
+//!   engine), for Lanczos on kernels too large to form ([`NtkOperator`]).
+//!
+//! Kernels: [`Kernel::Full`] (`NC × NC`, row `n·C + c`), [`Kernel::Blocks`] (the same values
+//! seen as `N×C×N×C`: block `(i, j)` is `Θ(xᵢ, xⱼ) ∈ R^{C×C}`), [`Kernel::Trace`] (`N×N`, the
+//! sum over logits). All in evaluation mode: with batch statistics samples are not independent.
+mod kernel;
+mod npy;
+mod operator;
+
+pub use npy::write_npy;
+pub use operator::NtkOperator;
+
+use crate::error::{Error, Result};
+use crate::ops::Real;
+use crate::program::{Act, Program, Weights};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kernel {
+    Full,
+    Blocks,
+    Trace,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Method {
+    Jacobian,
+    Structured,
+    Ntvp,
+}
+
+/// A kernel matrix (row-major, f64).
+#[derive(Debug, Clone)]
+pub struct NtkMatrix {
+    pub rows: usize,
+    pub cols: usize,
+    pub data: Vec<f64>,
+    pub kernel: Kernel,
+    pub classes: usize,
+    pub n1: usize,
+    pub n2: usize,
+}
+
+impl NtkMatrix {
+    /// The `.npy` shape of this kernel: `(N, C, N', C)` for blocks, else `(rows, cols)`.
+    pub fn shape(&self) -> Vec<usize> {
+        match self.kernel {
+            Kernel::Blocks => vec![self.n1, self.classes, self.n2, self.classes],
+            _ => vec![self.rows, self.cols],
+        }
+    }
+
+    pub fn get(&self, i: usize, j: usize) -> f64 {
+        self.data[i * self.cols + j]
+    }
+}
+
+/// Bytes a kernel's matrix and its working set take (f64 matrix, f32/f64 Jacobians).
+pub fn memory_needed(
+    kernel: Kernel,
+    n1: usize,
+    n2: usize,
+    classes: usize,
+    jacobian_width: usize,
+    elem: usize,
+) -> usize {
+    let (r, c) = match kernel {
+        Kernel::Trace => (n1, n2),
+        _ => (n1 * classes, n2 * classes),
+    };
+    r * c * 8 + (n1 + n2) * classes * jacobian_width * elem
+}
+
+/// Refuses work above `budget` bytes with `E_MEMORY`, saying what would fit.
+pub fn check_memory(kernel: Kernel, n: usize, classes: usize, width: usize, elem: usize, budget: usize) -> Result<()> {
+    let needed = memory_needed(kernel, n, n, classes, width, elem);
+    if needed <= budget {
+        return Ok(());
+    }
+    let fits = |k: Kernel| (1..=n).rev().find(|&m| memory_needed(k, m, m, classes, width, elem) <= budget).unwrap_or(0);
+    Err(Error::Memory {
+        what: format!("the {kernel:?} kernel of {n} samples × {classes} logits ({width} Jacobian columns)")
+            .to_lowercase(),
+        needed,
+        budget,
+        hint: format!(
+            "within this budget: the full kernel for up to {} samples, the trace kernel for up to {}; \
+             or top eigenvalues matrix-free (method ntvp), whose memory does not grow with N²",
+            fits(Kernel::Full),
+            fits(Kernel::Trace)
+        ),
+    })
+}
+
+/// The kernel `Θ(x1, x2)` (`x2 = x1` when `None`) over the parameters `selected` (all when
+/// `None`), within `budget` bytes.
+#[allow(clippy::too_many_arguments)]
+pub fn ntk<T: Real>(
+    program: &Program,
+    w: &Weights<T>,
+    x1: &Act<T>,
+    x2: Option<&Act<T>>,
+    kernel: Kernel,
+    method: Method,
+    selected: Option<&[bool]>,
+    budget: usize,
+) -> Result<NtkMatrix> {
+    let all = vec![true; program.param_shapes.len()];
+    let selected = selected.unwrap_or(&all);
+    let x2 = x2.unwrap_or(x1);
+    let classes = crate::program::jvp(program, w, &first(x1)?, &zeros(w))?.logits.dims[1];
+    let width =
+        program.param_shapes.iter().zip(selected).filter(|(_, &s)| s).map(|(s, _)| s.iter().product::<usize>()).sum();
+    let elem = std::mem::size_of::<T>();
+    let needed = memory_needed(kernel, x1.n(), x2.n(), classes, if method == Method::Ntvp { 0 } else { width }, elem);
+    if needed > budget {
+        check_memory(kernel, x1.n().max(x2.n()), classes, width, elem, budget)?;
+    }
+    match method {
+        Method::Ntvp => operator::kernel_by_products(program, w, x1, x2, kernel, selected),
+        _ => kernel::compute(program, w, x1, x2, kernel, method, selected),
+    }
+}
+
+fn zeros<T: Real>(w: &Weights<T>) -> Weights<T> {
+    w.iter().map(|p| vec![T::zero(); p.len()]).collect()
+}
+
+/// The first sample of `x`, to learn the number of logits cheaply.
+fn first<T: Real>(x: &Act<T>) -> Result<Act<T>> {
+    let per = x.data.len() / x.n().max(1);
+    let mut dims = x.dims.clone();
+    dims[0] = 1;
+    Act::new(x.data[..per].to_vec(), dims)
+}
+
+/// Spectral summary of a symmetric kernel.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Spectrum {
+    /// All eigenvalues, descending.
+    pub eigenvalues: Vec<f64>,
+    pub trace: f64,
+    /// `λ_max / λ_min` (infinite when `λ_min ≤ 0`).
+    pub condition: f64,
+    #[serde(skip)]
+    pub eigenvectors: Option<Vec<Vec<f64>>>,
+}
+
+/// Full eigendecomposition of a symmetric kernel (faer), eigenvectors on request.
+pub fn spectrum(m: &NtkMatrix, vectors: bool) -> Result<Spectrum> {
+    if m.rows != m.cols {
+        return Err(Error::Shape(format!("a {}×{} cross-kernel has no eigendecomposition", m.rows, m.cols)));
+    }
+    let n = m.rows;
+    let a = faer::Mat::<f64>::from_fn(n, n, |i, j| 0.5 * (m.get(i, j) + m.get(j, i)));
+    let fail = |e: faer::linalg::evd::EvdError| Error::Internal(format!("eigendecomposition failed: {e:?}"));
+    let (mut values, vecs): (Vec<f64>, Option<Vec<Vec<f64>>>) = if vectors {
+        let evd = a.self_adjoint_eigen(faer::Side::Lower).map_err(fail)?;
+        let s = evd.S().column_vector();
+        let u = evd.U();
+        let mut pairs: Vec<(f64, Vec<f64>)> = (0..n).map(|k| (s[k], (0..n).map(|i| u[(i, k)]).collect())).collect();
+        pairs.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let (v, e) = pairs.into_iter().unzip();
+        (v, Some(e))
+    } else {
+        (a.self_adjoint_eigenvalues(faer::Side::Lower).map_err(fail)?, None)
+    };
+    values.sort_by(|a, b| b.total_cmp(a));
+    let trace = (0..n).map(|i| m.get(i, i)).sum();
+    let (max, min) = (values.first().copied().unwrap_or(0.0), values.last().copied().unwrap_or(0.0));
+    let condition = if min > 0.0 { max / min } else { f64::INFINITY };
+    Ok(Spectrum { eigenvalues: values, trace, condition, eigenvectors: vecs })
+}
+
+/// Eq. 7's positive-definiteness check over the `C×C` blocks `Θ(xᵢ, xⱼ)` of a full or blocks
+/// kernel: the smallest eigenvalue of each block's symmetric part.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BlockCheck {
+    /// Blocks with a positive smallest eigenvalue, over all blocks.
+    pub pd_fraction: f64,
+    /// Same, over the diagonal blocks `Θ(xᵢ, xᵢ)` only.
+    pub pd_fraction_diagonal: f64,
+    pub min_eigenvalue: f64,
+    /// `[i][j]`: the smallest eigenvalue of block `(i, j)`.
+    #[serde(skip)]
+    pub min_eigenvalues: Vec<f64>,
+}
+
+pub fn block_check(m: &NtkMatrix) -> Result<BlockCheck> {
+    if m.kernel == Kernel::Trace {
+        return Err(Error::config("kernel", "the block check needs the full or blocks kernel"));
+    }
+    let c = m.classes;
+    let mut mins = vec![0.0; m.n1 * m.n2];
+    crate::ops::parallel::for_each_piece(&mut mins, m.n2, |i, row| {
+        for (j, out) in row.iter_mut().enumerate() {
+            let b = faer::Mat::<f64>::from_fn(c, c, |a, d| {
+                0.5 * (m.get(i * c + a, j * c + d) + m.get(i * c + d, j * c + a))
+            });
+            *out = b
+                .self_adjoint_eigenvalues(faer::Side::Lower)
+                .map(|v| v.iter().copied().fold(f64::INFINITY, f64::min))
+                .unwrap_or(f64::NAN);
+        }
+    });
+    let frac = |it: &mut dyn Iterator<Item = f64>| {
+        let (pos, all) = it.fold((0usize, 0usize), |(p, a), v| (p + (v > 0.0) as usize, a + 1));
+        pos as f64 / all.max(1) as f64
+    };
+    let diag = m.n1.min(m.n2);
+    Ok(BlockCheck {
+        pd_fraction: frac(&mut mins.iter().copied()),
+        pd_fraction_diagonal: frac(&mut (0..diag).map(|i| mins[i * m.n2 + i])),
+        min_eigenvalue: mins.iter().copied().fold(f64::INFINITY, f64::min),
+        min_eigenvalues: mins,
+    })
+}

@@ -1,0 +1,153 @@
+//! NTK-vector products `Θ·u = J·(Jᵀ·u)` without forming `J` or `Θ`: one VJP and one JVP of the
+//! program engine per batch, so memory stays at one batch's activations whatever `N`.
+use super::{Kernel, NtkMatrix};
+use crate::error::{Error, Result};
+use crate::hessian::spectra::SymmetricOperator;
+use crate::ops::Real;
+use crate::program::{self, Act, Program, Weights};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// `Θ(X, X)` over a set of input batches as a symmetric operator on `R^{NC}` (full kernel,
+/// index `n·C + c`) or `R^N` (trace kernel).
+pub struct NtkOperator<'a, T> {
+    program: &'a Program,
+    weights: &'a Weights<T>,
+    batches: &'a [Act<T>],
+    kernel: Kernel,
+    classes: usize,
+    /// Parameters outside the kernel get a zero direction.
+    selected: Vec<bool>,
+    cancel: Option<&'a AtomicBool>,
+    products: usize,
+}
+
+impl<'a, T: Real> NtkOperator<'a, T> {
+    pub fn new(
+        program: &'a Program,
+        weights: &'a Weights<T>,
+        batches: &'a [Act<T>],
+        kernel: Kernel,
+        classes: usize,
+        selected: Option<&[bool]>,
+    ) -> Self {
+        let selected = selected.map_or_else(|| vec![true; weights.len()], <[bool]>::to_vec);
+        Self { program, weights, batches, kernel, classes, selected, cancel: None, products: 0 }
+    }
+
+    pub fn cancel_on(mut self, flag: &'a AtomicBool) -> Self {
+        self.cancel = Some(flag);
+        self
+    }
+
+    pub fn products(&self) -> usize {
+        self.products
+    }
+
+    fn samples(&self) -> usize {
+        self.batches.iter().map(Act::n).sum()
+    }
+
+    /// `Jᵀ·u` for `u` over all samples' logits (`n·C + c`), in f64.
+    fn vjp(&self, u: &[f64]) -> Result<Vec<Vec<f64>>> {
+        let mut acc: Vec<Vec<f64>> = self.weights.iter().map(|p| vec![0.0; p.len()]).collect();
+        let mut at = 0;
+        for b in self.batches {
+            if self.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+                return Err(Error::Cancelled { at: "during the NTK computation".into(), checkpoint: None });
+            }
+            let len = b.n() * self.classes;
+            let ub: Vec<T> = u[at..at + len].iter().map(|&v| cast(v)).collect();
+            at += len;
+            let g = program::vjp(self.program, self.weights, b, &ub)?;
+            for ((a, g), &on) in acc.iter_mut().zip(g).zip(&self.selected) {
+                if on {
+                    a.iter_mut().zip(g).for_each(|(a, g)| *a += candle_core::WithDType::to_f64(g));
+                }
+            }
+        }
+        Ok(acc)
+    }
+
+    /// `J·v` for all samples, `n·C + c`.
+    fn jvp(&self, v: &[Vec<f64>]) -> Result<Vec<f64>> {
+        let v: Weights<T> = v.iter().map(|p| p.iter().map(|&a| cast(a)).collect()).collect();
+        let mut out = Vec::with_capacity(self.samples() * self.classes);
+        for b in self.batches {
+            let t = program::jvp(self.program, self.weights, b, &v)?.tangent;
+            out.extend(t.iter().map(|&a| candle_core::WithDType::to_f64(a)));
+        }
+        Ok(out)
+    }
+}
+
+fn cast<T: Real>(v: f64) -> T {
+    <T as num_traits::NumCast>::from(v).expect("f64 converts")
+}
+
+impl<T: Real> SymmetricOperator for NtkOperator<'_, T> {
+    fn dim(&self) -> usize {
+        match self.kernel {
+            Kernel::Trace => self.samples(),
+            _ => self.samples() * self.classes,
+        }
+    }
+
+    fn apply(&mut self, u: &[f64]) -> Result<Vec<f64>> {
+        self.products += 1;
+        let c = self.classes;
+        match self.kernel {
+            Kernel::Full | Kernel::Blocks => self.jvp(&self.vjp(u)?),
+            Kernel::Trace => {
+                // Σ_c J_c·(J_cᵀ·u): u on logit c of every sample, read back from logit c.
+                let n = self.samples();
+                let mut out = vec![0.0; n];
+                for k in 0..c {
+                    let mut uc = vec![0.0; n * c];
+                    (0..n).for_each(|i| uc[i * c + k] = u[i]);
+                    let jv = self.jvp(&self.vjp(&uc)?)?;
+                    out.iter_mut().enumerate().for_each(|(i, o)| *o += jv[i * c + k]);
+                }
+                Ok(out)
+            }
+        }
+    }
+}
+
+/// The kernel formed column by column from products (exact, slow: `NC` products; for checks
+/// and small sets). Cross-kernels: `Θ(x1, x2)·e = J(x1)·(J(x2)ᵀ·e)`.
+pub(super) fn kernel_by_products<T: Real>(
+    program: &Program,
+    w: &Weights<T>,
+    x1: &Act<T>,
+    x2: &Act<T>,
+    kernel: Kernel,
+    selected: &[bool],
+) -> Result<NtkMatrix> {
+    let classes = program::jvp(program, w, x1, &w.iter().map(|p| vec![T::zero(); p.len()]).collect())?.logits.dims[1];
+    let (b1, b2) = (std::slice::from_ref(x1), std::slice::from_ref(x2));
+    let left = NtkOperator::new(program, w, b1, Kernel::Full, classes, Some(selected));
+    let right = NtkOperator::new(program, w, b2, Kernel::Full, classes, Some(selected));
+    let (n1, n2) = (x1.n(), x2.n());
+    let (rows, cols) = match kernel {
+        Kernel::Trace => (n1, n2),
+        _ => (n1 * classes, n2 * classes),
+    };
+    let mut data = vec![0.0; rows * cols];
+    for j in 0..n2 {
+        for k in 0..classes {
+            let mut e = vec![0.0; n2 * classes];
+            e[j * classes + k] = 1.0;
+            let col = left.jvp(&right.vjp(&e)?)?;
+            for i in 0..n1 {
+                for c in 0..classes {
+                    match kernel {
+                        Kernel::Trace if c == k => data[i * cols + j] += col[i * classes + c],
+                        Kernel::Trace => {}
+                        _ => data[(i * classes + c) * cols + j * classes + k] = col[i * classes + c],
+                    }
+                }
+            }
+        }
+    }
+    Ok(NtkMatrix { rows, cols, data, kernel, classes, n1, n2 })
+}

@@ -1,0 +1,233 @@
+//! The empirical NTK (`goldpan_core::ntk`): the known kernel of a linear model, the three methods
+//! against each other and against Jacobians from finite differences (f64), spectra against
+//! a dense eigendecomposition, the memory budget, and `.npy` output.
+use goldpan_core::hessian::spectra::{self, EigenConfig};
+use goldpan_core::models::{self, Mode};
+use goldpan_core::ntk::{self, Kernel, Method, NtkMatrix, NtkOperator};
+use goldpan_core::ops::Conv2dSpec;
+use goldpan_core::program::{self, Act, Op, Program, Weights};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+const BIG: usize = 1 << 34;
+
+fn uniform(rng: &mut ChaCha8Rng, n: usize, lo: f64, hi: f64) -> Vec<f64> {
+    (0..n).map(|_| rng.random_range(lo..hi)).collect()
+}
+
+fn max_rel(a: &NtkMatrix, b: &NtkMatrix) -> f64 {
+    assert_eq!((a.rows, a.cols), (b.rows, b.cols));
+    let scale = b.data.iter().fold(0f64, |m, v| m.max(v.abs()));
+    a.data.iter().zip(&b.data).fold(0f64, |m, (x, y)| m.max((x - y).abs())) / scale
+}
+
+#[test]
+fn linear_model_kernel_is_the_input_gram_times_identity() {
+    // f(x) = W·x + b: Θ((i,c),(j,c')) = (xᵢ·xⱼ + 1)·δ_cc'.
+    let (n, d, c) = (5, 4, 3);
+    let prog = Program { ops: vec![Op::Linear { weight: 0, bias: 1 }], param_shapes: vec![vec![c, d], vec![c]] };
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let w = program::unflatten(&prog, &uniform(&mut rng, prog.param_count(), -1.0, 1.0)).unwrap();
+    let xs = uniform(&mut rng, n * d, -1.0, 1.0);
+    let x = Act::new(xs.clone(), vec![n, d]).unwrap();
+    let dot = |i: usize, j: usize| (0..d).map(|k| xs[i * d + k] * xs[j * d + k]).sum::<f64>() + 1.0;
+    for method in [Method::Jacobian, Method::Structured, Method::Ntvp] {
+        let full = ntk::ntk(&prog, &w, &x, None, Kernel::Full, method, None, BIG).unwrap();
+        let trace = ntk::ntk(&prog, &w, &x, None, Kernel::Trace, method, None, BIG).unwrap();
+        for i in 0..n {
+            for j in 0..n {
+                for a in 0..c {
+                    for b in 0..c {
+                        let want = if a == b { dot(i, j) } else { 0.0 };
+                        assert!(
+                            (full.get(i * c + a, j * c + b) - want).abs() < 1e-12,
+                            "{method:?} full ({i},{a}),({j},{b})"
+                        );
+                    }
+                }
+                assert!((trace.get(i, j) - c as f64 * dot(i, j)).abs() < 1e-12, "{method:?} trace ({i},{j})");
+            }
+        }
+    }
+    let blocks = ntk::ntk(&prog, &w, &x, None, Kernel::Blocks, Method::Jacobian, None, BIG).unwrap();
+    let check = ntk::block_check(&blocks).unwrap();
+    for i in 0..n {
+        for j in 0..n {
+            assert!((check.min_eigenvalues[i * n + j] - dot(i, j)).abs() < 1e-12);
+        }
+    }
+    assert_eq!(check.pd_fraction_diagonal, 1.0);
+}
+
+/// A small conv net with every parametrised op kind: conv, batch norm (fixed statistics),
+/// linear, weight-normalised linear.
+fn small_net() -> Program {
+    Program {
+        ops: vec![
+            Op::Conv2d { weight: 0, bias: 1, spec: Conv2dSpec { stride: 1, padding: 1 } },
+            Op::BatchNorm { gamma: 2, beta: 3, running: Some((vec![0.1, -0.2], vec![0.7, 1.5])), eps: 1e-5 },
+            Op::Relu,
+            Op::MaxPool2d { k: 2 },
+            Op::Flatten,
+            Op::Linear { weight: 4, bias: 5 },
+            Op::Relu,
+            Op::WeightNormLinear { direction: 6, gain: 7, bias: 8 },
+        ],
+        param_shapes: vec![
+            vec![2, 1, 3, 3],
+            vec![2],
+            vec![2],
+            vec![2],
+            vec![5, 8],
+            vec![5],
+            vec![3, 5],
+            vec![3],
+            vec![3],
+        ],
+    }
+}
+
+/// `∂f/∂θ` by central differences: rows `n·C + c`.
+fn fd_jacobian(prog: &Program, w: &Weights<f64>, x: &Act<f64>) -> (Vec<f64>, usize) {
+    let flat = program::flatten(w);
+    let logits = |theta: &[f64]| {
+        let w = program::unflatten(prog, theta).unwrap();
+        program::jvp(prog, &w, x, &w.iter().map(|p| vec![0.0; p.len()]).collect()).unwrap().logits.data
+    };
+    let rows = logits(&flat).len();
+    let mut j = vec![0.0; rows * flat.len()];
+    for p in 0..flat.len() {
+        let (mut plus, mut minus) = (flat.clone(), flat.clone());
+        plus[p] += 1e-6;
+        minus[p] -= 1e-6;
+        for (r, (a, b)) in logits(&plus).iter().zip(logits(&minus)).enumerate() {
+            j[r * flat.len() + p] = (a - b) / 2e-6;
+        }
+    }
+    (j, flat.len())
+}
+
+#[test]
+fn kernels_equal_finite_difference_jacobian_contractions() {
+    let prog = small_net();
+    let mut rng = ChaCha8Rng::seed_from_u64(2);
+    let w = program::unflatten(&prog, &uniform(&mut rng, prog.param_count(), 0.2, 1.0)).unwrap();
+    let x = Act::new(uniform(&mut rng, 4 * 16, -1.0, 1.0), vec![4, 1, 4, 4]).unwrap();
+    let (j, p) = fd_jacobian(&prog, &w, &x);
+    let rows = j.len() / p;
+    let fd = NtkMatrix {
+        rows,
+        cols: rows,
+        data: (0..rows * rows).map(|k| (0..p).map(|q| j[(k / rows) * p + q] * j[(k % rows) * p + q]).sum()).collect(),
+        kernel: Kernel::Full,
+        classes: 3,
+        n1: 4,
+        n2: 4,
+    };
+    for method in [Method::Jacobian, Method::Structured, Method::Ntvp] {
+        let k = ntk::ntk(&prog, &w, &x, None, Kernel::Full, method, None, BIG).unwrap();
+        let err = max_rel(&k, &fd);
+        eprintln!("{method:?} vs finite differences: {err:.2e}");
+        assert!(err < 1e-7, "{method:?}: {err:e}");
+    }
+}
+
+#[test]
+fn methods_agree_on_registry_models_for_every_kernel() {
+    for name in ["lenet5", "lenet-base"] {
+        let spec = models::spec(name).unwrap();
+        let model = spec.build(1, &candle_core::Device::Cpu).unwrap();
+        let prog = model.program(Mode::Eval).unwrap();
+        let w = program::weights::<f64>(model.params()).unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let x1 = Act::new(uniform(&mut rng, 3 * 784, 0.0, 1.0), vec![3, 1, 28, 28]).unwrap();
+        let x2 = Act::new(uniform(&mut rng, 2 * 784, 0.0, 1.0), vec![2, 1, 28, 28]).unwrap();
+        for kernel in [Kernel::Full, Kernel::Trace] {
+            for x2 in [None, Some(&x2)] {
+                let reference = ntk::ntk(&prog, &w, &x1, x2, kernel, Method::Jacobian, None, BIG).unwrap();
+                for method in [Method::Structured, Method::Ntvp] {
+                    let k = ntk::ntk(&prog, &w, &x1, x2, kernel, method, None, BIG).unwrap();
+                    let err = max_rel(&k, &reference);
+                    assert!(err < 1e-10, "{name} {kernel:?} cross={} {method:?}: {err:e}", x2.is_some());
+                }
+            }
+        }
+        // Per-layer contributions add up to the whole kernel.
+        let whole = ntk::ntk(&prog, &w, &x1, None, Kernel::Trace, Method::Structured, None, BIG).unwrap();
+        let mut sum = vec![0.0; whole.data.len()];
+        let names: Vec<String> = model.params().iter().map(|(n, _)| n.split('.').next().unwrap().to_string()).collect();
+        let mut layers = names.clone();
+        layers.dedup();
+        for layer in &layers {
+            let selected: Vec<bool> = names.iter().map(|n| n == layer).collect();
+            let part = ntk::ntk(&prog, &w, &x1, None, Kernel::Trace, Method::Structured, Some(&selected), BIG).unwrap();
+            sum.iter_mut().zip(&part.data).for_each(|(s, v)| *s += v);
+        }
+        let err = sum.iter().zip(&whole.data).fold(0f64, |m, (a, b)| m.max((a - b).abs() / b.abs().max(1e-300)));
+        assert!(err < 1e-10, "{name}: per-layer kernels do not add up: {err:e}");
+    }
+}
+
+#[test]
+fn spectra_match_dense_and_matrix_free_lanczos() {
+    let model = models::spec("lenet5").unwrap().build(0, &candle_core::Device::Cpu).unwrap();
+    let prog = model.program(Mode::Eval).unwrap();
+    let w = program::weights::<f64>(model.params()).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    let x = Act::new(uniform(&mut rng, 6 * 784, 0.0, 1.0), vec![6, 1, 28, 28]).unwrap();
+    for kernel in [Kernel::Full, Kernel::Trace] {
+        let k = ntk::ntk(&prog, &w, &x, None, kernel, Method::Structured, None, BIG).unwrap();
+        let s = ntk::spectrum(&k, true).unwrap();
+        let n = k.rows;
+        // Eigenpairs reconstruct the kernel.
+        let vecs = s.eigenvectors.as_ref().unwrap();
+        for (i, j) in [(0, 0), (1, n - 1), (n / 2, 3)] {
+            let rebuilt: f64 = (0..n).map(|e| s.eigenvalues[e] * vecs[e][i] * vecs[e][j]).sum();
+            assert!((rebuilt - k.get(i, j)).abs() < 1e-9 * s.eigenvalues[0]);
+        }
+        assert!((s.eigenvalues.iter().sum::<f64>() - s.trace).abs() < 1e-9 * s.trace);
+        let batches = [x.clone()];
+        let mut op = NtkOperator::new(&prog, &w, &batches, kernel, 10, None);
+        let top = spectra::top_eigen(&mut op, &EigenConfig { k: 3, tol: 1e-10, max_iter: n, seed: 1 }).unwrap();
+        for (a, b) in top.values.iter().zip(&s.eigenvalues) {
+            assert!((a - b).abs() < 1e-8 * s.eigenvalues[0], "{kernel:?}: Lanczos {a} vs dense {b}");
+        }
+    }
+}
+
+#[test]
+fn memory_budget_is_enforced_with_a_useful_error() {
+    let model = models::spec("lenet5").unwrap().build(0, &candle_core::Device::Cpu).unwrap();
+    let prog = model.program(Mode::Eval).unwrap();
+    let w = program::weights::<f32>(model.params()).unwrap();
+    let x = Act::new(vec![0.5f32; 50 * 784], vec![50, 1, 28, 28]).unwrap();
+    let err = ntk::ntk(&prog, &w, &x, None, Kernel::Full, Method::Jacobian, None, 1 << 20).unwrap_err();
+    assert_eq!(err.code(), "E_MEMORY");
+    let msg = err.to_string();
+    assert!(msg.contains("trace kernel for up to") && msg.contains("ntvp"), "{msg}");
+    // Batch statistics couple samples: no per-sample Jacobians in training mode.
+    let train = models::spec("dtn").unwrap().build(0, &candle_core::Device::Cpu).unwrap();
+    let tp = train.program(Mode::Train { seed: 0 }).unwrap();
+    let tw = program::weights::<f32>(train.params()).unwrap();
+    let tx = Act::new(vec![0.5f32; 2 * 3072], vec![2, 3, 32, 32]).unwrap();
+    let err = ntk::ntk(&tp, &tw, &tx, None, Kernel::Trace, Method::Jacobian, None, BIG).unwrap_err();
+    assert_eq!(err.code(), "E_CONFIG");
+}
+
+#[test]
+fn npy_files_have_numpy_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("k.npy");
+    ntk::write_npy(&path, &[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.5]).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(&bytes[..8], b"\x93NUMPY\x01\x00");
+    let len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    assert_eq!((10 + len) % 64, 0);
+    let header = std::str::from_utf8(&bytes[10..10 + len]).unwrap();
+    assert!(
+        header.starts_with("{'descr': '<f8', 'fortran_order': False, 'shape': (2, 3), }") && header.ends_with('\n')
+    );
+    let last = f64::from_le_bytes(bytes[bytes.len() - 8..].try_into().unwrap());
+    assert_eq!((bytes.len() - 10 - len) / 8, 6);
+    assert_eq!(last, 6.5);
+}
