@@ -14,10 +14,12 @@
 //! Kernels: [`Kernel::Full`] (`NC × NC`, row `n·C + c`), [`Kernel::Blocks`] (the same values
 //! seen as `N×C×N×C`: block `(i, j)` is `Θ(xᵢ, xⱼ) ∈ R^{C×C}`), [`Kernel::Trace`] (`N×N`, the
 //! sum over logits). All in evaluation mode: with batch statistics samples are not independent.
+pub mod analysis;
 mod kernel;
 mod npy;
 mod operator;
 
+pub use analysis::{analyse, NtkConfig, NtkReport};
 pub use npy::write_npy;
 pub use operator::NtkOperator;
 

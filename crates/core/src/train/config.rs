@@ -46,7 +46,9 @@ pub struct TrainConfig {
     pub test_limit: Option<usize>,
     /// Measurements taken along the run every `diagnostics_every` steps and reported as
     /// `diagnostics` progress events: `eq3` (the paper's Eq. 3: curvature along the gradient,
-    /// gradient robustness, minibatch noise; see [`crate::hessian::eq3`]).
+    /// gradient robustness, minibatch noise; see [`crate::hessian::eq3`]), `ntk` (the NTK's top
+    /// eigenvalues, trace and Eq. 7 block check), `speed` (function speed and error, Fig. 2),
+    /// `swing` (predicted-class histograms, Fig. 1); see `train/diagnostics.rs`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub diagnostics: Vec<String>,
     #[serde(default = "diagnostics_every")]
@@ -61,7 +63,7 @@ pub struct TrainConfig {
 }
 
 /// Accepted values of [`TrainConfig::diagnostics`].
-pub const DIAGNOSTICS: &[&str] = &["eq3"];
+pub const DIAGNOSTICS: &[&str] = &["eq3", "ntk", "swing", "speed"];
 
 fn diagnostics_every() -> usize {
     50

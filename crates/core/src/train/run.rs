@@ -221,9 +221,31 @@ fn run(
             let lo = state.batch_in_epoch * cfg.batch_size;
             let idx = &order[lo..(lo + cfg.batch_size).min(n)];
             let step_mode = Mode::Train { seed: batches::step_seed(cfg.seed, state.global_step) };
-            if !cfg.diagnostics.is_empty() && state.global_step.is_multiple_of(cfg.diagnostics_every) {
+            let diagnose = !cfg.diagnostics.is_empty() && state.global_step.is_multiple_of(cfg.diagnostics_every);
+            let began = Instant::now();
+            let pending = if diagnose {
+                Some(super::diagnostics::before_step(&state, &cfg, &train_set, idx, step_mode)?)
+            } else {
+                None
+            };
+            let mut diagnostics_time = began.elapsed();
+            let (x, y) = batches::gather(&train_set, idx, device)?;
+            let logits = state.model.forward(&x, step_mode)?;
+            let loss = layers::cross_entropy(&logits, &y)?;
+            let loss_value = loss.to_scalar::<f32>()?;
+            if !loss_value.is_finite() {
+                return Err(Error::NanLoss {
+                    value: loss_value,
+                    epoch: state.epoch + 1,
+                    step: state.global_step + 1,
+                    checkpoint: last_checkpoint,
+                });
+            }
+            let grads = loss.backward()?;
+            state.sgd.step(state.model.params(), &grads)?;
+            if let Some(pending) = pending {
                 let began = Instant::now();
-                let measured = super::diagnostics::measure(&state, &cfg, &train_set, idx, step_mode)?;
+                let measured = super::diagnostics::after_step(pending, &state, &cfg, &train_set)?;
                 on_progress(&Progress {
                     kind: super::ProgressKind::Diagnostics,
                     epoch: state.epoch + 1,
@@ -240,25 +262,12 @@ fn run(
                     checkpoint: None,
                     diagnostics: Some(measured),
                 });
+                diagnostics_time += began.elapsed();
                 // Throughput excludes the diagnostics.
                 for w in [&mut step_window, &mut epoch_window] {
-                    w.started = w.started.map(|t| t + began.elapsed());
+                    w.started = w.started.map(|t| t + diagnostics_time);
                 }
             }
-            let (x, y) = batches::gather(&train_set, idx, device)?;
-            let logits = state.model.forward(&x, step_mode)?;
-            let loss = layers::cross_entropy(&logits, &y)?;
-            let loss_value = loss.to_scalar::<f32>()?;
-            if !loss_value.is_finite() {
-                return Err(Error::NanLoss {
-                    value: loss_value,
-                    epoch: state.epoch + 1,
-                    step: state.global_step + 1,
-                    checkpoint: last_checkpoint,
-                });
-            }
-            let grads = loss.backward()?;
-            state.sgd.step(state.model.params(), &grads)?;
             let hits = correct(&logits, &y)?;
             step_window.add(loss_value, hits, idx.len());
             epoch_window.add(loss_value, hits, idx.len());
@@ -297,6 +306,12 @@ fn run(
         let eval = evaluate(state.model.as_ref(), &test_set, eval_batch, device, None)?;
         (test_loss, test_accuracy) = (eval.loss, eval.accuracy);
         let checkpoint = save(&state, &format!("epoch-{}.safetensors", state.epoch), &mut last_checkpoint)?;
+        let swing = if cfg.diagnostics.iter().any(|d| d == "swing") {
+            let all: Vec<u32> = (0..n as u32).collect();
+            Some(serde_json::json!({ "swing": super::diagnostics::swing(&state, &train_set, &all)? }))
+        } else {
+            None
+        };
         on_progress(&Progress {
             kind: super::ProgressKind::Epoch,
             epoch: state.epoch,
@@ -311,7 +326,7 @@ fn run(
             test_loss: Some(test_loss),
             test_accuracy: Some(test_accuracy),
             checkpoint,
-            diagnostics: None,
+            diagnostics: swing,
         });
         // Training throughput excludes the evaluation and checkpoint just done.
         step_window = Window::starting_now();

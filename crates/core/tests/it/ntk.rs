@@ -231,3 +231,53 @@ fn npy_files_have_numpy_headers() {
     assert_eq!((bytes.len() - 10 - len) / 8, 6);
     assert_eq!(last, 6.5);
 }
+
+#[test]
+fn training_tracks_ntk_speed_and_swing_without_changing_the_run() {
+    use goldpan_core::train::{self, Progress, ProgressKind, TrainConfig};
+    use std::sync::atomic::AtomicBool;
+    let never = AtomicBool::new(false);
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data");
+    let cfg = TrainConfig {
+        data_dir: data,
+        epochs: 1,
+        batch_size: 32,
+        train_limit: Some(96),
+        test_limit: Some(32),
+        ..TrainConfig::default()
+    };
+    let plain = train::train(cfg.clone(), &mut |_| {}, &never).unwrap();
+    let tracked = TrainConfig {
+        diagnostics: ["ntk", "swing", "speed"].map(String::from).to_vec(),
+        diagnostics_every: 1,
+        diagnostics_samples: 40,
+        ..cfg
+    };
+    let (mut events, mut epoch_swing) = (Vec::new(), None);
+    let r = train::train(
+        tracked,
+        &mut |p: &Progress| match p.kind {
+            ProgressKind::Diagnostics => events.push(p.diagnostics.clone().unwrap()),
+            ProgressKind::Epoch => epoch_swing = p.diagnostics.clone(),
+            _ => {}
+        },
+        &never,
+    )
+    .unwrap();
+    assert_eq!(r.weights_hash, plain.weights_hash, "tracking changed the training");
+    assert_eq!(events.len(), 3);
+    for d in &events {
+        let top: Vec<f64> = d["ntk"]["top"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        assert!(top.len() == 5 && top.windows(2).all(|w| w[0] >= w[1]) && top[0] > 0.0, "{top:?}");
+        assert_eq!(d["ntk"]["samples"], 40);
+        let frac = d["ntk"]["pdFractionDiagonal"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&frac));
+        let counts: u64 = d["swing"]["counts"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).sum();
+        assert_eq!(counts, 40);
+        let kl = d["speed"]["kl"].as_f64().unwrap();
+        assert!(kl > 0.0 && kl.is_finite(), "an SGD step moves the function: KL {kl}");
+    }
+    let all: u64 =
+        epoch_swing.unwrap()["swing"]["counts"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).sum();
+    assert_eq!(all, 96);
+}
