@@ -195,7 +195,7 @@ fn analyse_as<T: Real>(
         write("kernel.npy", &k.shape(), &k.data, &mut report.files)?;
         if config.eigen {
             on_progress(&Progress::analysis(0, start.elapsed().as_secs_f64(), "eigen"));
-            let s = spectrum(&k, false)?;
+            let s = spectrum(&k, false, config.precision == "f32")?;
             write("eigenvalues.npy", &[s.eigenvalues.len()], &s.eigenvalues, &mut report.files)?;
             report.trace = Some(s.trace);
             report.condition = Some(s.condition);

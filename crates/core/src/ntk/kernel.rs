@@ -8,20 +8,35 @@ use crate::program::{self, Act, LayerSignal, Op, Program, Weights};
 /// Rows of a Gram product per parallel work item.
 const ROWS: usize = 64;
 
-/// `out (m×n) += a (m×k) · bᵀ (n×k)`, rows in parallel, accumulated in f64.
-pub(super) fn gram_into<T: Real>(out: &mut [f64], a: &[T], b: &[T], (m, n, k): (usize, usize, usize)) {
+/// `out (m×n) += a (m×k) · bᵀ (n×k)`, rows in parallel, accumulated in f64. With `sym`
+/// (`a` is `b`) only the entries at or right of each row piece's diagonal are computed; the rest
+/// is [`mirror`]ed once the kernel is complete.
+pub(super) fn gram_into<T: Real>(out: &mut [f64], a: &[T], b: &[T], (m, n, k): (usize, usize, usize), sym: bool) {
     if m == 0 || n == 0 || k == 0 {
         return;
     }
     parallel::for_each_piece(out, ROWS * n, |piece, rows| {
         let lo = piece * ROWS;
         let r = rows.len() / n;
-        let mut tmp = vec![T::zero(); r * n];
-        matmul(r, n, k, &mut tmp, false, &a[lo * k..(lo + r) * k], k, 1, b, 1, k);
-        for (o, &v) in rows.iter_mut().zip(&tmp) {
-            *o += candle_core::WithDType::to_f64(v);
+        let c0 = if sym { lo } else { 0 };
+        let mut tmp = vec![T::zero(); r * (n - c0)];
+        matmul(r, n - c0, k, &mut tmp, false, &a[lo * k..(lo + r) * k], k, 1, &b[c0 * k..], 1, k);
+        for (orow, trow) in rows.chunks_mut(n).zip(tmp.chunks(n - c0)) {
+            for (o, &v) in orow[c0..].iter_mut().zip(trow) {
+                *o += candle_core::WithDType::to_f64(v);
+            }
         }
     });
+}
+
+/// Fills the entries a symmetric [`gram_into`] skipped (left of each row piece) from their
+/// transposes.
+pub(super) fn mirror(out: &mut [f64], n: usize) {
+    for i in 0..n {
+        for j in 0..(i / ROWS) * ROWS {
+            out[i * n + j] = out[j * n + i];
+        }
+    }
 }
 
 /// Which parameters enter the kernel, and each one's column offset in a Jacobian row.
@@ -66,15 +81,19 @@ pub(super) fn jacobian<T: Real>(
         }
         let classes = sig.classes;
         let (j, _) = rows.get_or_insert_with(|| (vec![T::zero(); n * classes * cols.width], classes));
-        for s in 0..n {
-            for (p, g) in sig.sample_param_grads(program, w, s)? {
-                if let Some(off) = cols.offset[p] {
-                    let row = (s * classes + c) * cols.width + off;
-                    j[row..row + g.len()].copy_from_slice(&g);
+        // Sample s owns rows s·C … s·C + C − 1: one piece each, in parallel.
+        let failed = std::sync::Mutex::new(None);
+        parallel::for_each_piece(j, classes * cols.width, |s, rows| match sig.sample_param_grads(program, w, s) {
+            Ok(grads) => {
+                for (p, g) in grads {
+                    if let Some(off) = cols.offset[p] {
+                        rows[c * cols.width + off..][..g.len()].copy_from_slice(&g);
+                    }
                 }
             }
-        }
-        Ok(())
+            Err(e) => *failed.lock().expect("not poisoned") = Some(e),
+        });
+        failed.into_inner().expect("not poisoned").map_or(Ok(()), Err)
     })?;
     Ok(rows.unwrap_or_else(|| (Vec::new(), logits.dims[1])))
 }
@@ -127,11 +146,14 @@ pub(super) fn compute<T: Real>(
     program: &Program,
     w: &Weights<T>,
     x1: &Act<T>,
-    x2: &Act<T>,
+    x2: Option<&Act<T>>,
     kernel: Kernel,
     method: Method,
     selected: &[bool],
 ) -> Result<NtkMatrix> {
+    // Θ(X, X): one set of signals, and only half of each Gram.
+    let sym = x2.is_none();
+    let x2 = x2.unwrap_or(x1);
     let (n1, n2) = (x1.n(), x2.n());
     let structured = method == Method::Structured;
     // Linear layers go through their Gram factors in the structured method; every other
@@ -146,7 +168,8 @@ pub(super) fn compute<T: Real>(
     let cols_all = Columns::new(program, &in_jacobian);
     let dense_cols = Columns::new(program, selected);
     let (j1, classes) = jacobian(program, w, x1, &cols_all, &by_jacobian)?;
-    let (j2, _) = jacobian(program, w, x2, &cols_all, &by_jacobian)?;
+    let j2_own = if sym { None } else { Some(jacobian(program, w, x2, &cols_all, &by_jacobian)?.0) };
+    let j2 = j2_own.as_ref().unwrap_or(&j1);
     let (rows, cols) = match kernel {
         Kernel::Trace => (n1, n2),
         Kernel::Full | Kernel::Blocks => (n1 * classes, n2 * classes),
@@ -161,17 +184,23 @@ pub(super) fn compute<T: Real>(
                     let take = |j: &[T], n: usize| -> Vec<T> {
                         (0..n).flat_map(|s| j[(s * classes + c) * width..][..width].iter().copied()).collect()
                     };
-                    gram_into(&mut out, &take(&j1, n1), &take(&j2, n2), (n1, n2, width));
+                    let a = take(&j1, n1);
+                    let b = if sym { None } else { Some(take(j2, n2)) };
+                    gram_into(&mut out, &a, b.as_ref().unwrap_or(&a), (n1, n2, width), sym);
                 }
             }
-            _ => gram_into(&mut out, &j1, &j2, (rows, cols, width)),
+            _ => gram_into(&mut out, &j1, j2, (rows, cols, width), sym),
         }
     }
     if structured {
-        let (d1, d2) = (dense_signals(program, w, x1, &dense_cols)?, dense_signals(program, w, x2, &dense_cols)?);
-        for (a, b) in d1.iter().zip(&d2) {
-            add_dense(&mut out, a, b, (n1, n2, classes), kernel);
+        let d1 = dense_signals(program, w, x1, &dense_cols)?;
+        let d2_own = if sym { None } else { Some(dense_signals(program, w, x2, &dense_cols)?) };
+        for (a, b) in d1.iter().zip(d2_own.as_ref().unwrap_or(&d1)) {
+            add_dense(&mut out, a, b, (n1, n2, classes), kernel, sym);
         }
+    }
+    if sym {
+        mirror(&mut out, rows);
     }
     Ok(NtkMatrix { rows, cols, data: out, kernel, classes, n1, n2 })
 }
@@ -183,33 +212,61 @@ fn add_dense<T: Real>(
     b: &Dense<T>,
     (n1, n2, classes): (usize, usize, usize),
     kernel: Kernel,
+    sym: bool,
 ) {
     let mut kx = vec![0.0; n1 * n2];
-    gram_into(&mut kx, &a.input, &b.input, (n1, n2, a.width));
+    gram_into(&mut kx, &a.input, &b.input, (n1, n2, a.width), false);
     kx.iter_mut().for_each(|v| *v += 1.0);
     match kernel {
         Kernel::Trace => {
             let mut kg = vec![0.0; n1 * n2];
             for c in 0..classes {
-                gram_into(&mut kg, &a.grads[c], &b.grads[c], (n1, n2, a.out));
+                gram_into(&mut kg, &a.grads[c], &b.grads[c], (n1, n2, a.out), sym);
+            }
+            if sym {
+                mirror(&mut kg, n1);
             }
             out.iter_mut().zip(kx.iter().zip(&kg)).for_each(|(o, (x, g))| *o += x * g);
         }
         Kernel::Full | Kernel::Blocks => {
-            // Rows (i, c) of all logits' cotangents, then one Gram.
+            // Rows (i, c) of all logits' cotangents; their Gram scaled by kx entry by entry.
             let rows = |d: &Dense<T>, n: usize| -> Vec<T> {
-                (0..n)
-                    .flat_map(|s| (0..classes).flat_map(move |c| d.grads[c][s * d.out..][..d.out].iter().copied()))
-                    .collect()
+                (0..n).flat_map(|s| (0..classes).flat_map(move |c| d.grads[c][s * d.out..][..d.out].iter().copied())).collect()
             };
-            let (ga, gb) = (rows(a, n1), rows(b, n2));
-            let (r, k) = (n1 * classes, n2 * classes);
-            let mut kg = vec![0.0; r * k];
-            gram_into(&mut kg, &ga, &gb, (r, k, a.out));
-            for (idx, o) in out.iter_mut().enumerate() {
-                let (row, col) = (idx / k, idx % k);
-                *o += kx[(row / classes) * n2 + col / classes] * kg[idx];
-            }
+            let ga = rows(a, n1);
+            let gb = if sym { None } else { Some(rows(b, n2)) };
+            add_scaled_gram(out, &ga, gb.as_ref().unwrap_or(&ga), &kx, (n2 * classes, a.out), classes, n2, sym);
         }
     }
+}
+
+/// `out[(i,c),(j,c')] += kx[i][j] · (g_ic·g_jc')` for the full kernel, by row blocks, without
+/// a kernel-sized temporary (the kernel is hundreds of megabytes).
+fn add_scaled_gram<T: Real>(
+    out: &mut [f64],
+    ga: &[T],
+    gb: &[T],
+    kx: &[f64],
+    (n, k): (usize, usize),
+    classes: usize,
+    n2: usize,
+    sym: bool,
+) {
+    parallel::for_each_piece(out, ROWS * n, |piece, rows| {
+        let lo = piece * ROWS;
+        let r = rows.len() / n;
+        // Symmetric: from the first whole (j, ·) block at or right of the diagonal.
+        let c0 = if sym { (lo / classes) * classes } else { 0 };
+        let mut tmp = vec![T::zero(); r * (n - c0)];
+        matmul(r, n - c0, k, &mut tmp, false, &ga[lo * k..(lo + r) * k], k, 1, &gb[c0 * k..], 1, k);
+        for (i, (orow, trow)) in rows.chunks_mut(n).zip(tmp.chunks(n - c0)).enumerate() {
+            let kx_row = &kx[((lo + i) / classes) * n2..][..n2];
+            for (j, (oc, tc)) in orow[c0..].chunks_mut(classes).zip(trow.chunks(classes)).enumerate() {
+                let scale = kx_row[c0 / classes + j];
+                for (o, &v) in oc.iter_mut().zip(tc) {
+                    *o += scale * candle_core::WithDType::to_f64(v);
+                }
+            }
+        }
+    });
 }

@@ -122,17 +122,17 @@ pub fn ntk<T: Real>(
 ) -> Result<NtkMatrix> {
     let all = vec![true; program.param_shapes.len()];
     let selected = selected.unwrap_or(&all);
-    let x2 = x2.unwrap_or(x1);
     let classes = crate::program::jvp(program, w, &first(x1)?, &zeros(w))?.logits.dims[1];
     let width =
         program.param_shapes.iter().zip(selected).filter(|(_, &s)| s).map(|(s, _)| s.iter().product::<usize>()).sum();
     let elem = std::mem::size_of::<T>();
-    let needed = memory_needed(kernel, x1.n(), x2.n(), classes, if method == Method::Ntvp { 0 } else { width }, elem);
+    let n2 = x2.map_or(x1.n(), Act::n);
+    let needed = memory_needed(kernel, x1.n(), n2, classes, if method == Method::Ntvp { 0 } else { width }, elem);
     if needed > budget {
-        check_memory(kernel, x1.n().max(x2.n()), classes, width, elem, budget)?;
+        check_memory(kernel, x1.n().max(n2), classes, width, elem, budget)?;
     }
     match method {
-        Method::Ntvp => operator::kernel_by_products(program, w, x1, x2, kernel, selected),
+        Method::Ntvp => operator::kernel_by_products(program, w, x1, x2.unwrap_or(x1), kernel, selected),
         _ => kernel::compute(program, w, x1, x2, kernel, method, selected),
     }
 }
@@ -162,13 +162,16 @@ pub struct Spectrum {
     pub eigenvectors: Option<Vec<Vec<f64>>>,
 }
 
-/// Full eigendecomposition of a symmetric kernel (faer), eigenvectors on request.
-pub fn spectrum(m: &NtkMatrix, vectors: bool) -> Result<Spectrum> {
+/// Full eigendecomposition of a symmetric kernel (faer), eigenvectors on request; eigenvalues
+/// only may be computed in `single` precision.
+pub fn spectrum(m: &NtkMatrix, vectors: bool, single: bool) -> Result<Spectrum> {
     if m.rows != m.cols {
         return Err(Error::Shape(format!("a {}×{} cross-kernel has no eigendecomposition", m.rows, m.cols)));
     }
     let n = m.rows;
     let a = faer::Mat::<f64>::from_fn(n, n, |i, j| 0.5 * (m.get(i, j) + m.get(j, i)));
+    // The O(n³) step: on every core (rayon's pool; nothing else runs meanwhile).
+    faer::set_global_parallelism(faer::Par::rayon(0));
     let fail = |e: faer::linalg::evd::EvdError| Error::Internal(format!("eigendecomposition failed: {e:?}"));
     let (mut values, vecs): (Vec<f64>, Option<Vec<Vec<f64>>>) = if vectors {
         let evd = a.self_adjoint_eigen(faer::Side::Lower).map_err(fail)?;
@@ -178,6 +181,13 @@ pub fn spectrum(m: &NtkMatrix, vectors: bool) -> Result<Spectrum> {
         pairs.sort_by(|a, b| b.0.total_cmp(&a.0));
         let (v, e) = pairs.into_iter().unzip();
         (v, Some(e))
+    } else if single {
+        // Single precision halves the memory traffic of the tridiagonal reduction; eigenvalues
+        // carry an absolute error of about 1e-7·λ_max.
+        let a32 = faer::Mat::<f32>::from_fn(n, n, |i, j| a[(i, j)] as f32);
+        drop(a);
+        let v = a32.self_adjoint_eigenvalues(faer::Side::Lower).map_err(fail)?;
+        (v.into_iter().map(f64::from).collect(), None)
     } else {
         (a.self_adjoint_eigenvalues(faer::Side::Lower).map_err(fail)?, None)
     };

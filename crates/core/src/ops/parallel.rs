@@ -7,9 +7,23 @@
 //! number of threads, so results do not depend on it.
 use std::ops::Range;
 
+thread_local! {
+    /// Set while this thread runs a work item, so that a kernel called from one (per-sample
+    /// work, already parallel) runs inline instead of waiting on the pool it occupies.
+    static INSIDE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// Runs `f(i)` for every `i in 0..n`, in parallel, in no particular order.
 pub(crate) fn for_each(n: usize, f: impl Fn(usize) + Sync) {
-    candle_core::utils::barrier_pool().execute_chunked(n, |range: Range<usize>| range.for_each(&f));
+    if INSIDE.with(|c| c.get()) {
+        (0..n).for_each(f);
+        return;
+    }
+    candle_core::utils::barrier_pool().execute_chunked(n, |range: Range<usize>| {
+        let outer = INSIDE.with(|c| c.replace(true));
+        range.for_each(&f);
+        INSIDE.with(|c| c.set(outer));
+    });
 }
 
 /// A raw pointer that may cross threads; each user hands out disjoint regions only.
