@@ -87,8 +87,9 @@ export interface BindingModelInfo {
 export interface BindingProgress {
   /**
    * "step" every `progressEvery` steps, "epoch" at the end of each epoch (with test metrics),
-   * "diagnostics" every `diagnosticsEvery` steps (before that step's update), "analysis" after
-   * each Hessian–vector product of an analysis (`step` counts them).
+   * "diagnostics" every `diagnosticsEvery` steps (after that step's update, `step` the measured
+   * step), "analysis" after each Hessian–vector product of a Hessian analysis (`step` counts
+   * them) or at each phase of an NTK analysis.
    */
   kind: string
   epoch: number
@@ -105,8 +106,9 @@ export interface BindingProgress {
   testAccuracy?: number
   checkpoint?: string
   /**
-   * A "diagnostics" event's measurements (`{eq3: {loss, gradNorm, curvature, …}}`) or an
-   * "analysis" event's `{phase: "eigen" | "trace" | "density"}`.
+   * A "diagnostics" event's measurements (`{eq3: {…}, ntk: {…}, swing: {…}, speed: {…}}`, and
+   * an epoch's `{swing}` over the training set) or an "analysis" event's `{phase}` ("eigen",
+   * "trace", "density" of a Hessian analysis; "kernel", "eigen", "top-k" of an NTK one).
    */
   diagnostics?: Record<string, any>
 }
@@ -188,6 +190,15 @@ export declare function hessianHvp(config: Record<string, unknown>, vector: Floa
 
 /** The model registry. */
 export declare function listModels(): Array<BindingModelInfo>
+
+/**
+ * The kernel (`kernel`, by `method`), its eigenvalues (`eigen`, and the Lanczos `topK`), the
+ * Eq. 7 block check and, with `outDir`, `kernel.npy`, `eigenvalues.npy`, `top_eigenvalues.npy`
+ * and `ntk.json`. Resolves with the core's `NtkReport` (camelCase); progress: an "analysis" event
+ * as each phase ("kernel", "eigen") starts and when "top-k" ends; a kernel larger than
+ * `memoryBudget` rejects with `E_MEMORY`.
+ */
+export declare function ntkAnalyse(config: Record<string, unknown>, onProgress?: ((progress: BindingProgress) => void) | undefined | null, token?: CancelToken | undefined | null): Promise<Record<string, unknown>>
 
 export declare function readCheckpoint(path: string): BindingCheckpointInfo
 

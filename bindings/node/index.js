@@ -842,6 +842,7 @@ module.exports.evaluate = nativeBinding.evaluate
 module.exports.hessianAnalyse = nativeBinding.hessianAnalyse
 module.exports.hessianHvp = nativeBinding.hessianHvp
 module.exports.listModels = nativeBinding.listModels
+module.exports.ntkAnalyse = nativeBinding.ntkAnalyse
 module.exports.readCheckpoint = nativeBinding.readCheckpoint
 module.exports.resume = nativeBinding.resume
 module.exports.sfdaAdapt = nativeBinding.sfdaAdapt

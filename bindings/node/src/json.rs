@@ -6,6 +6,9 @@
 //! {"pul": {"attach": 3}}     → E_CONFIG  invalid config: pul.attach: invalid type: integer `3`, expected …
 //! {"metod": "pul"}           → E_CONFIG  invalid config: metod: unknown field
 //! ```
+//!
+//! napi reads a whole JS number above `u32::MAX` (a memory budget of 4 GiB) as a float, which an
+//! integer field refuses; [`from_json`] reads every whole number up to 2^53 as an integer first.
 use goldpan_core::Error as CoreError;
 use napi::bindgen_prelude::{ToNapiValue, TypeName};
 use napi::{sys, ValueType};
@@ -15,7 +18,8 @@ use serde_json::{Map, Value};
 
 /// Reads `value` as `T`, whose `Default` serializes to every field it knows (nested structs as
 /// objects), so that a key it lacks is reported rather than ignored.
-pub fn from_json<T: DeserializeOwned + Serialize + Default>(value: Value) -> Result<T, CoreError> {
+pub fn from_json<T: DeserializeOwned + Serialize + Default>(mut value: Value) -> Result<T, CoreError> {
+    whole_numbers(&mut value);
     let known = serde_json::to_value(T::default()).map_err(|e| CoreError::Internal(e.to_string()))?;
     if let Some(path) = unknown_field(&value, &known, "") {
         return Err(config_error(path, "unknown field".into()));
@@ -24,6 +28,21 @@ pub fn from_json<T: DeserializeOwned + Serialize + Default>(value: Value) -> Res
         Some((path, reason)) => config_error(path, reason),
         None => config_error("config".into(), e.to_string()),
     })
+}
+
+/// Every float of `value` that is a whole number JS represents exactly (|x| ≤ 2^53) as an integer.
+fn whole_numbers(value: &mut Value) {
+    const EXACT: f64 = (1u64 << 53) as f64;
+    match value {
+        Value::Number(n) => {
+            if let Some(x) = n.as_f64().filter(|x| n.is_f64() && x.fract() == 0.0 && x.abs() <= EXACT) {
+                *n = if x < 0.0 { (x as i64).into() } else { (x as u64).into() };
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(whole_numbers),
+        Value::Object(map) => map.values_mut().for_each(whole_numbers),
+        _ => {}
+    }
 }
 
 fn config_error(field: String, reason: String) -> CoreError {
@@ -97,6 +116,7 @@ impl ToNapiValue for JsonValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use goldpan_core::ntk::NtkConfig;
     use goldpan_core::sfda::AdaptConfig;
     use serde_json::json;
 
@@ -124,6 +144,15 @@ mod tests {
         assert_eq!(field_of(json!({"epochs": 1.5})).0, "epochs");
         assert_eq!(field_of(json!({"batchSize": -1})).0, "batchSize");
         assert_eq!(field_of(json!(7)).0, "config");
+    }
+
+    #[test]
+    fn reads_whole_floats_as_integers() {
+        // What napi makes of the JS number 4294967296 (above u32::MAX).
+        let c: NtkConfig = from_json(json!({"memoryBudget": 4294967296.0, "n": 20.0})).unwrap();
+        assert_eq!((c.memory_budget, c.n), (1 << 32, 20));
+        assert_eq!(field_of(json!({"epochs": 2.5})).0, "epochs");
+        assert!(from_json::<NtkConfig>(json!({"memoryBudget": -1.0})).is_err());
     }
 
     #[test]

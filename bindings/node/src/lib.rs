@@ -12,6 +12,7 @@ mod evaluate;
 mod hessian;
 mod json;
 mod models;
+mod ntk;
 mod progress;
 mod sfda;
 mod task;

@@ -1,5 +1,5 @@
 //! Progress events to JS: [`BindingProgress`] and the non-blocking callback that counts what it
-//! sent, shared by every long task (training, SFDA, Hessian analysis).
+//! sent, shared by every long task (training, SFDA, Hessian and NTK analyses).
 use goldpan_core::train::{Progress, ProgressKind};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::Status;
@@ -9,8 +9,9 @@ use std::sync::Arc;
 #[napi_derive::napi(object)]
 pub struct BindingProgress {
     /// "step" every `progressEvery` steps, "epoch" at the end of each epoch (with test metrics),
-    /// "diagnostics" every `diagnosticsEvery` steps (before that step's update), "analysis" after
-    /// each Hessian–vector product of an analysis (`step` counts them).
+    /// "diagnostics" every `diagnosticsEvery` steps (after that step's update, `step` the measured
+    /// step), "analysis" after each Hessian–vector product of a Hessian analysis (`step` counts
+    /// them) or at each phase of an NTK analysis.
     pub kind: String,
     pub epoch: u32,
     pub epochs: u32,
@@ -25,8 +26,9 @@ pub struct BindingProgress {
     pub test_loss: Option<f64>,
     pub test_accuracy: Option<f64>,
     pub checkpoint: Option<String>,
-    /// A "diagnostics" event's measurements (`{eq3: {loss, gradNorm, curvature, …}}`) or an
-    /// "analysis" event's `{phase: "eigen" | "trace" | "density"}`.
+    /// A "diagnostics" event's measurements (`{eq3: {…}, ntk: {…}, swing: {…}, speed: {…}}`, and
+    /// an epoch's `{swing}` over the training set) or an "analysis" event's `{phase}` ("eigen",
+    /// "trace", "density" of a Hessian analysis; "kernel", "eigen", "top-k" of an NTK one).
     #[napi(ts_type = "Record<string, any>")]
     pub diagnostics: Option<serde_json::Value>,
 }

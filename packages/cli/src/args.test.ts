@@ -97,6 +97,62 @@ describe("parseArgs", () => {
     expect(usage(["train", "--resume", "c", "--diagnostics", "eq3"]).message).toMatch(/--diagnostics cannot be combined with --resume/);
   });
 
+  it("train --track: the same list as --diagnostics, both merged when both are given", () => {
+    expect(parseArgs(["train", "--track", "ntk,swing,speed", "--every", "50"])).toEqual({
+      name: "train",
+      json: false,
+      config: { diagnostics: ["ntk", "swing", "speed"], diagnosticsEvery: 50 },
+    });
+    expect(parseArgs(["train", "--diagnostics", "eq3,ntk", "--track", "ntk,speed"])).toMatchObject({ config: { diagnostics: ["eq3", "ntk", "speed"] } });
+    expect(usage(["train", "--resume", "c", "--track", "ntk"]).message).toMatch(/^--track cannot be combined with --resume/);
+  });
+
+  it("ntk: the checkpoint as an argument, the kernel's options as flags, --no-eigen turning eigen off", () => {
+    expect(
+      parseArgs([
+        "ntk", "r/last.safetensors",
+        "--data", "d",
+        "--split", "test",
+        "--n", "20",
+        "--kernel", "full",
+        "--method", "jacobian",
+        "--top-k", "10",
+        "--no-eigen",
+        "--layers", "conv1,fc3",
+        "--memory-budget", "4GiB",
+        "--batch-size", "64",
+        "--precision", "f64",
+        "--seed", "3",
+        "--out", "o",
+        "--json",
+      ]),
+    ).toEqual({
+      name: "ntk",
+      json: true,
+      config: {
+        checkpoint: "r/last.safetensors",
+        dataDir: "d",
+        split: "test",
+        n: 20,
+        kernel: "full",
+        method: "jacobian",
+        topK: 10,
+        eigen: false,
+        layers: ["conv1", "fc3"],
+        memoryBudget: "4GiB",
+        batchSize: 64,
+        precision: "f64",
+        seed: 3,
+        outDir: "o",
+      },
+    });
+    expect(parseArgs(["ntk", "c"])).toEqual({ name: "ntk", json: false, config: { checkpoint: "c" } });
+    expect(parseArgs(["ntk", "c", "--memory-budget", "1000"])).toMatchObject({ config: { memoryBudget: "1000" } });
+    expect(parseArgs(["ntk", "--help"])).toEqual({ name: "help", topic: "ntk" });
+    expect(usage(["ntk"]).message).toMatch(/missing <checkpoint>\nRun `goldpan ntk --help`/);
+    expect(usage(["ntk", "c", "--eigen"]).message).toMatch(/^unknown option --eigen/);
+  });
+
   it("hessian: the checkpoint as an argument, the analyses as flags, --out apart from the config", () => {
     expect(
       parseArgs([
@@ -167,7 +223,7 @@ describe("parseArgs", () => {
   });
 
   it("usage errors say what is wrong and where to look", () => {
-    expect(usage(["frobnicate"]).message).toMatch(/^unknown command "frobnicate"; commands: train, eval, hessian, models, info, sfda\nRun `goldpan --help`/);
+    expect(usage(["frobnicate"]).message).toMatch(/^unknown command "frobnicate"; commands: train, eval, hessian, ntk, models, info, sfda\nRun `goldpan --help`/);
     expect(usage(["train", "--bogus"]).message).toMatch(/^unknown option --bogus\nRun `goldpan train --help`/);
     expect(usage(["train", "--epochs"]).message).toMatch(/^option --epochs needs a value/);
     expect(usage(["train", "--json=yes"]).message).toMatch(/^option --json takes no value/);

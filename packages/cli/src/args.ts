@@ -7,6 +7,7 @@ import {
   EvalConfigSchema,
   GoldpanError,
   HessianConfigSchema,
+  NtkConfigSchema,
   ResumeConfigSchema,
   TrainConfigSchema,
   describeFields,
@@ -14,7 +15,7 @@ import {
 import { AdaptConfigSchema, SourceConfigSchema, TableOptionsSchema } from "@goldpan/sfda";
 import { JSON_FLAG, flagsFromFields, type FlagSpec } from "./flags.js";
 
-export type CommandName = "train" | "eval" | "hessian" | "models" | "info" | "sfda";
+export type CommandName = "train" | "eval" | "hessian" | "ntk" | "models" | "info" | "sfda";
 export type SfdaCommandName = "source" | "adapt" | "table";
 /** What `--help` and `goldpan help <topic>` can show. */
 export type HelpTopic = CommandName | `sfda ${SfdaCommandName}`;
@@ -28,6 +29,7 @@ export type Command =
   | { name: "eval"; config: Record<string, unknown>; json: boolean }
   /** `out`: where the report goes (a .json file or a directory), if given. */
   | { name: "hessian"; config: Record<string, unknown>; out?: string; json: boolean }
+  | { name: "ntk"; config: Record<string, unknown>; json: boolean }
   | { name: "models"; json: boolean }
   | { name: "info"; checkpoint: string; json: boolean }
   | { name: "sfda-source"; config: Record<string, unknown>; json: boolean }
@@ -63,7 +65,7 @@ const trainFlags = flagsFromFields(describeFields(TrainConfigSchema), {
       defaultText: "runs/<timestamp>",
     },
   },
-});
+}).flatMap((f) => (f.key === "diagnostics" ? [f, { ...f, name: "track", description: "The same as --diagnostics (both may be given: one list)." }] : [f]));
 
 /** Flags that may accompany --resume: the resume config's fields. */
 const resumeKeys: ReadonlySet<string> = new Set(
@@ -83,6 +85,25 @@ const HESSIAN_OUT_FLAG: FlagSpec = {
   defaultText: "<checkpoint dir>/hessian.json",
   description: "Where the full report goes as JSON: a .json file, or a directory to write hessian.json in.",
 };
+
+/** `--no-eigen`: the NTK's `eigen` field, true unless this switch is given. */
+const NO_EIGEN_FLAG: FlagSpec = {
+  name: "no-eigen",
+  key: undefined,
+  kind: "boolean",
+  description: "Skip the full eigendecomposition of the formed kernel (eigenvalues.npy, condition, λmin); --top-k still runs.",
+};
+
+const ntkFlags: FlagSpec[] = flagsFromFields(describeFields(NtkConfigSchema), {
+  omit: ["checkpoint", "eigen"],
+  overrides: {
+    memoryBudget: { defaultText: "4GiB", valueName: "bytes" },
+    outDir: {
+      description: "Directory for kernel.npy, eigenvalues.npy, top_eigenvalues.npy and ntk.json.",
+      defaultText: "<checkpoint dir>/ntk",
+    },
+  },
+}).flatMap((f) => (f.key === "topK" ? [f, NO_EIGEN_FLAG] : [f]));
 
 const SFDA_INTERRUPT_NOTE =
   "Ctrl-C stops after the current step and exits with 130 (a second Ctrl-C quits at once).";
@@ -158,11 +179,14 @@ export const COMMANDS: Readonly<Record<CommandName, CommandSpec>> = {
     notes: [
       "Progress goes to stderr: a progress bar on a terminal, one line per event otherwise. " +
         "metrics.jsonl gets one JSON object per progress event as it happens.",
-      "--diagnostics eq3 --every N measures the paper's Eq. 3 at steps 0, N, 2N, … (before the step's update) on a " +
-        "fixed probe set, the first --diagnostics-samples training images: ‖g‖, the curvature gᵀHg/‖g‖² along the " +
-        "gradient, the cosine between the gradient and the gradient after a step of −αg or a random step of the same " +
-        "length (α: --diagnostics-alpha), and the minibatch gradient's cosine with the probe gradient. Each is a " +
-        "diagnostics event in metrics.jsonl (all the numbers) and a line on stderr.",
+      "--diagnostics (or --track) eq3,ntk,swing,speed --every N measures at steps 0, N, 2N, … on a fixed probe set, " +
+        "the first --diagnostics-samples training images. eq3, the paper's Eq. 3 before the step's update: ‖g‖, the " +
+        "curvature gᵀHg/‖g‖² along the gradient, the cosine between the gradient and the gradient after a step of −αg " +
+        "or a random step of the same length (α: --diagnostics-alpha), and the minibatch gradient's cosine with the " +
+        "probe gradient. ntk: the empirical NTK of the probe set's first 128 images (top eigenvalues, trace, λmin, " +
+        "positive-definite C×C blocks). swing: the predicted-class histogram and its dominant share (also over the " +
+        "training set at each epoch's end). speed: the mean KL between the predictions before and after the step, " +
+        "and the error rate. Each is a diagnostics event in metrics.jsonl (all the numbers) and a line on stderr.",
       "Ctrl-C stops after the current step, writes last.safetensors and exits with 130; " +
         "`goldpan train --resume <run>/last.safetensors` continues. A second Ctrl-C quits at once.",
     ],
@@ -196,6 +220,27 @@ export const COMMANDS: Readonly<Record<CommandName, CommandSpec>> = {
       "Prints a summary on stdout (--json: the report) and writes the full report as JSON, with the density's grid and " +
         "quadrature nodes, to --out. Progress (products done, phase) goes to stderr. Ctrl-C stops after the current " +
         "product and exits with 130.",
+    ],
+  },
+  ntk: {
+    name: "ntk",
+    summary: "Compute a checkpoint's empirical neural tangent kernel: the kernel as .npy, its eigenvalues, the Eq. 7 block check.",
+    usage: [
+      "goldpan ntk <checkpoint> [--n 500] [--kernel full|blocks|trace] [--top-k 10] [--out DIR] [options]",
+      "goldpan ntk <checkpoint> --method ntvp --top-k 10 [--n 5000]   (matrix-free: top-k only)",
+    ],
+    positional: { name: "checkpoint", description: "Checkpoint file (.safetensors), e.g. runs/demo/last.safetensors." },
+    flags: [...ntkFlags, JSON_FLAG],
+    notes: [
+      "The kernel Θ(x, x') = ∇θf(x)·∇θf(x')ᵀ of the logits over the first --n images of the split, at the checkpoint's " +
+        "weights in evaluation mode: full (N·C × N·C, row n·C + c), blocks (the same values as N×C×N×C) or trace (N×N, " +
+        "summed over the logits). jacobian and structured form it (equal to rounding; structured never forms a linear " +
+        "layer's Jacobian); ntvp never forms it and gives only --top-k eigenvalues, by Lanczos on kernel–vector " +
+        "products. A kernel over --memory-budget is refused (exit 8) with what would fit.",
+      "Prints a table on stdout (--json: the report) and writes kernel.npy, eigenvalues.npy, top_eigenvalues.npy " +
+        "(float64, numpy.load reads them) and ntk.json to --out. Progress (phase) goes to stderr. Ctrl-C stops " +
+        "Lanczos after the current product and exits with 130; forming the kernel is not interrupted, a second Ctrl-C " +
+        "quits at once.",
     ],
   },
   models: {
@@ -329,7 +374,11 @@ function configFrom(spec: CommandSpec, values: Record<string, string | boolean |
     const path = f.key.split(".");
     let target = config;
     for (const part of path.slice(0, -1)) target = (target[part] ??= {}) as Record<string, unknown>;
-    target[path.at(-1)!] = flagValue(f, v);
+    const key = path.at(-1)!;
+    const value = flagValue(f, v);
+    // A list given by two flags (`--diagnostics` and its alias `--track`) gets both.
+    const given = target[key];
+    target[key] = Array.isArray(given) && Array.isArray(value) ? [...new Set([...given, ...value])] : value;
   }
   return config;
 }
@@ -374,7 +423,7 @@ export function parseArgs(argv: readonly string[]): Command {
       if (typeof checkpoint !== "string") return { name: "train", config, json };
       const extra = Object.keys(config).filter((k) => !resumeKeys.has(k));
       if (extra.length > 0) {
-        const flags = spec.flags.filter((f) => f.key !== undefined && extra.includes(f.key)).map((f) => `--${f.name}`);
+        const flags = spec.flags.filter((f) => f.key !== undefined && extra.includes(f.key) && values[f.name] !== undefined).map((f) => `--${f.name}`);
         throw usageError(`${flags.join(", ")} cannot be combined with --resume: the run's saved config is used`, "train");
       }
       return { name: "resume", config: { ...config, checkpoint }, json };
@@ -384,6 +433,10 @@ export function parseArgs(argv: readonly string[]): Command {
     case "hessian": {
       const config = { ...configFrom(spec, values), checkpoint: positional(spec, positionals) };
       return typeof values.out === "string" ? { name: "hessian", config, out: values.out, json } : { name: "hessian", config, json };
+    }
+    case "ntk": {
+      const config = { ...configFrom(spec, values), checkpoint: positional(spec, positionals) };
+      return { name: "ntk", config: values["no-eigen"] === true ? { ...config, eigen: false } : config, json };
     }
     case "info":
       return { name: "info", checkpoint: positional(spec, positionals), json };

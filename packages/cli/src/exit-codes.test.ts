@@ -13,6 +13,7 @@ describe("exit codes", () => {
     for (const code of ERROR_CODES.filter((c) => c.startsWith("E_DATA_"))) expect(exit(code)).toBe(3);
     expect(exit("E_DEVICE")).toBe(4);
     expect(exit("E_NAN_LOSS")).toBe(5);
+    expect(exit("E_MEMORY")).toBe(8);
     expect(exit("E_CANCELLED")).toBe(130);
     expect(exit("E_INTERNAL")).toBe(1);
     expect(exitCodeFor(new Error("anything"))).toBe(1);
@@ -21,7 +22,7 @@ describe("exit codes", () => {
 
   it("documents each exit code once", () => {
     const help = exitCodesHelp();
-    for (const n of [0, 1, 2, 3, 4, 5, 6, 7, 130]) expect(help.match(new RegExp(`^ +${n}  `, "gm"))).toHaveLength(1);
+    for (const n of [0, 1, 2, 3, 4, 5, 6, 7, 8, 130]) expect(help.match(new RegExp(`^ +${n}  `, "gm"))).toHaveLength(1);
     expect(help).toContain("[E_DATA_*]");
   });
 });

@@ -24,6 +24,7 @@ export const EXIT_CODES: Readonly<Record<ErrorCode, ExitRow>> = {
   E_NAN_LOSS: { exit: 5, meaning: "loss became NaN/inf; the last good checkpoint is kept" },
   E_CHECKPOINT: { exit: 6, meaning: "unreadable or incompatible checkpoint" },
   E_IO: { exit: 7, meaning: "file system error (permissions, disk full, …)" },
+  E_MEMORY: { exit: 8, meaning: "over the memory budget (--memory-budget); the message says what fits" },
   E_CANCELLED: { exit: 130, meaning: "interrupted (Ctrl-C); train leaves a checkpoint to resume from" },
   E_SHAPE: { exit: 1, meaning: "internal error (a bug: please report it)" },
   E_INTERNAL: { exit: 1, meaning: "internal error (a bug: please report it)" },

@@ -46,6 +46,7 @@ export function flagForPath(path: readonly (string | number)[]): string {
 export interface FieldOverride {
   description?: string;
   defaultText?: string;
+  valueName?: string;
 }
 
 export function flagsFromFields(
@@ -64,8 +65,11 @@ export function flagsFromFields(
       const spec: FlagSpec = { name: flagName(f.key), key: f.key, kind: f.kind, description: o.description ?? f.description };
       if (f.choices !== undefined) spec.choices = f.choices;
       if (f.kind === "boolean" && options.booleanValues === true) spec.booleanValue = true;
-      const defaultText = o.defaultText ?? (f.default === undefined || f.kind === "boolean" ? undefined : String(f.default));
+      // An empty list's default shows as nothing.
+      const shown = f.default === undefined || f.kind === "boolean" || String(f.default) === "" ? undefined : String(f.default);
+      const defaultText = o.defaultText ?? shown;
       if (defaultText !== undefined) spec.defaultText = defaultText;
+      if (o.valueName !== undefined) spec.valueName = o.valueName;
       return spec;
     });
 }

@@ -42,6 +42,23 @@ describe("help", () => {
     expect(train).toContain("--diagnostics-alpha <x>");
   });
 
+  it("documents ntk and the tracking flags", () => {
+    const text = helpText("ntk");
+    expect(text).toContain("<checkpoint>");
+    expect(text).toContain("--kernel full|blocks|trace");
+    expect(text).toContain("--method jacobian|structured|ntvp");
+    expect(text).toMatch(/--memory-budget <bytes> +Bytes the kernel/);
+    expect(text.replace(/\s+/g, " ")).toContain("(default: 4GiB)");
+    expect(text.replace(/\s+/g, " ")).toContain("(default: <checkpoint dir>/ntk)");
+    expect(text).toContain("--layers <a,b,…>");
+    expect(text).toMatch(/^  --no-eigen +Skip the full eigendecomposition/m);
+    expect(text).toContain("--n <n>");
+    expect(helpText()).toMatch(/^  ntk +Compute a checkpoint's empirical neural tangent kernel/m);
+    const train = helpText("train");
+    expect(train).toMatch(/--track <a,b,…> +The same as --diagnostics/);
+    expect(train.replace(/\s+/g, " ")).toContain("swing: the predicted-class histogram");
+  });
+
   it("documents sfda: its commands, the methods, valued booleans, lists and nested flags", () => {
     const sfda = helpText("sfda");
     for (const name of Object.keys(SFDA_COMMANDS)) expect(sfda).toMatch(new RegExp(`^  ${name}  `, "m"));

@@ -87,6 +87,7 @@ Quick start:
   goldpan eval runs/demo/last.safetensors       test accuracy of the result
   goldpan train --resume runs/demo/last.safetensors --epochs 4
   goldpan hessian runs/demo/last.safetensors --trace
+  goldpan ntk runs/demo/last.safetensors --n 100 --kernel full --top-k 10
   goldpan sfda source --source mnist --epochs 3 --out runs/sfda
   goldpan sfda adapt --method pul --from runs/sfda/source.safetensors --target usps --out runs/sfda
 

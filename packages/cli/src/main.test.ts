@@ -57,8 +57,20 @@ describe("main: hessian", () => {
   it("names diagnostics flags in train errors", async () => {
     const r = await run(["train", "--diagnostics", "eq4", "--every", "0"]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain("  --diagnostics: must be one of eq3\n");
+    expect(r.stderr).toContain("  --diagnostics: must be one of eq3, ntk, swing, speed\n");
     expect(r.stderr).toContain("  --every: must be ≥ 1\n");
+  });
+});
+
+describe("main: ntk", () => {
+  it("exits 2 listing every invalid value by flag, before touching the core", async () => {
+    const r = await run(["ntk", "c.safetensors", "--kernel", "diag", "--method", "ntvp", "--memory-budget", "lots", "--n", "0", "--layers", ",", "--json"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("  --kernel: must be one of full, blocks, trace\n");
+    expect(r.stderr).toContain("  --memory-budget: must be a size in bytes: a whole number ≥ 1, or text such as 4GiB, 500MB, 1kB\n");
+    expect(r.stderr).toContain("  --n: must be ≥ 1\n");
+    expect(r.stderr).toContain("  --top-k: the matrix-free method (ntvp) computes top eigenvalues only: give topK ≥ 1\n");
+    expect(JSON.parse(r.stdout)).toMatchObject({ error: { code: "E_CONFIG" } });
   });
 });
 

@@ -9,6 +9,7 @@ import { evalCommand } from "./commands/eval.js";
 import { hessianCommand } from "./commands/hessian.js";
 import { infoCommand } from "./commands/info.js";
 import { modelsCommand } from "./commands/models.js";
+import { ntkCommand } from "./commands/ntk.js";
 import { resumeCommand } from "./commands/resume.js";
 import { sfdaAdaptCommand } from "./commands/sfda/adapt.js";
 import { sfdaSourceCommand } from "./commands/sfda/source.js";
@@ -52,6 +53,8 @@ async function run(cmd: Command, ctx: Context): Promise<number> {
       return evalCommand(cmd, ctx);
     case "hessian":
       return hessianCommand(cmd, ctx);
+    case "ntk":
+      return ntkCommand(cmd, ctx);
     case "models":
       return modelsCommand(cmd, ctx);
     case "info":

@@ -1,7 +1,7 @@
 import { PassThrough } from "node:stream";
 import { describe, expect, it } from "vitest";
 import type { Progress } from "@goldpan/sdk";
-import { analysisReporter, formatAnalysis, formatDiagnostics, formatEpoch, formatStep, progressReporter } from "./progress.js";
+import { analysisReporter, formatAnalysis, formatDiagnostics, formatEpoch, formatNtkAnalysis, formatStep, progressReporter } from "./progress.js";
 
 const step: Progress = {
   kind: "step",
@@ -87,6 +87,39 @@ describe("progress of diagnostics and analyses", () => {
     r.update(diagnostics);
     r.update(step);
     expect(String(out.read())).toBe(`${formatDiagnostics(diagnostics)}\n${formatStep(step)}\n`);
+  });
+
+  it("puts every tracked measurement on the same line: ntk λ1 / trace / pd, speed KL and error, swing", () => {
+    const d = diagnostics.diagnostics!;
+    const tracked: Progress = {
+      ...diagnostics,
+      diagnostics: {
+        ...d,
+        ntk: { samples: 32, top: [65.2391, 12, 3, 2, 1], trace: 635.712, minEigenvalue: 0.01, pdFraction: 0.98765, pdFractionDiagonal: 1 },
+        swing: { samples: 32, counts: [31, 1], dominantShare: 0.96875 },
+        speed: { kl: 1.3251e-7, error: 0.9375, samples: 32 },
+      },
+    };
+    expect(formatDiagnostics(tracked)).toBe(
+      `${formatDiagnostics(diagnostics)} | ntk: λ1 65.24 trace 635.7 pd 98.8% | speed: KL 1.33e-7 error 93.8% | swing: dominant 96.9%`,
+    );
+    const { eq3: _eq3, ...rest } = tracked.diagnostics!;
+    expect(formatDiagnostics({ ...tracked, diagnostics: { ntk: rest.ntk! } })).toBe("step 4 ntk: λ1 65.24 trace 635.7 pd 98.8%");
+    expect(formatEpoch({ ...step, kind: "epoch", testLoss: 0.1, testAccuracy: 0.97, diagnostics: { swing: { samples: 512, counts: [], dominantShare: 0.801 } } })).toBe(
+      "epoch 1/2 done: train loss 0.4123 acc 87.5% | test loss 0.1000 acc 97.0% | 0.8s | swing 80.1% on one class",
+    );
+  });
+
+  it("names an NTK analysis' phases", () => {
+    const at = (phase: "kernel" | "eigen" | "top-k", n = 0): Progress => ({ ...analysis(n, "eigen"), elapsedSec: 0.5, diagnostics: { phase } });
+    expect(formatNtkAnalysis(at("kernel"))).toBe("ntk kernel: forming it, 0.5s");
+    expect(formatNtkAnalysis(at("eigen"))).toBe("ntk eigen: eigendecomposition, 0.5s");
+    expect(formatNtkAnalysis(at("top-k", 14))).toBe("ntk top-k: done, 14 kernel–vector products, 0.5s");
+    const out = new PassThrough();
+    const r = analysisReporter(out, formatNtkAnalysis);
+    for (const phase of ["kernel", "eigen", "top-k"] as const) r.update(at(phase, phase === "top-k" ? 14 : 0));
+    r.stop();
+    expect(String(out.read()).trim().split("\n").map((l) => l.split(":")[0])).toEqual(["ntk kernel", "ntk eigen", "ntk top-k"]);
   });
 
   it("reports an analysis' products and phase, a line per phase and every 10 products off a terminal", () => {

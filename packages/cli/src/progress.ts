@@ -1,7 +1,7 @@
 /**
  * Progress on stderr: a bar per epoch on a terminal, else one plain line per event (logs, CI,
  * pipes). Both get the same numbers; a training diagnostics event is a line of its own either way.
- * A Hessian analysis has its own reporter: products done and phase.
+ * A Hessian or NTK analysis has its own reporter: its phase (and products done).
  */
 import type { Writable } from "node:stream";
 import cliProgress from "cli-progress";
@@ -42,25 +42,51 @@ export function formatEpoch(p: Progress, labels: ProgressLabels = {}): string {
     parts.push(`${labels.evaluation ?? "test"} loss ${p.testLoss.toFixed(4)} acc ${pct(p.testAccuracy)}`);
   }
   parts.push(`${p.elapsedSec.toFixed(1)}s`);
+  if (p.diagnostics?.swing !== undefined) parts.push(`swing ${pct(p.diagnostics.swing.dominantShare)} on one class`);
   if (p.checkpoint !== undefined) parts.push(p.checkpoint);
   return `epoch ${p.epoch}/${p.epochs} done: ${parts.join(" | ")}`;
 }
 
-const num = (x: number | undefined): string => (x === undefined || !known(x) ? "–" : x.toFixed(4));
+const num = (x: number | undefined | null): string => (x === undefined || x === null || !known(x) ? "–" : x.toFixed(4));
+/** Four significant digits, for values of any scale (eigenvalues, KL). */
+const sig = (x: number | undefined | null): string => (x === undefined || x === null || !known(x) ? "–" : String(Number(x.toPrecision(4))));
 
-/** A diagnostics event in one line: the step it was taken at (before its update) and Eq. 3's gist. */
+/** A diagnostics event in one line: the step it was taken at and the gist of each measurement, in
+ * the order eq3, ntk, speed, swing. */
 export function formatDiagnostics(p: Progress): string {
-  const e = p.diagnostics?.eq3;
-  if (e === undefined) return `step ${p.step} diagnostics: ${JSON.stringify(p.diagnostics ?? {})}`;
-  return (
-    `step ${p.step} eq3: ‖g‖ ${num(e.gradNorm)} gᵀHg/‖g‖² ${num(e.curvature)} ` +
-    `cos along g ${num(e.cosAlongGradient)} vs random ${num(e.cosRandom)} minibatch cos ${num(e.minibatchCos)}`
-  );
+  const d = p.diagnostics ?? {};
+  const parts: string[] = [];
+  if (d.eq3 !== undefined) {
+    const e = d.eq3;
+    parts.push(
+      `eq3: ‖g‖ ${num(e.gradNorm)} gᵀHg/‖g‖² ${num(e.curvature)} ` +
+        `cos along g ${num(e.cosAlongGradient)} vs random ${num(e.cosRandom)} minibatch cos ${num(e.minibatchCos)}`,
+    );
+  }
+  if (d.ntk !== undefined) parts.push(`ntk: λ1 ${sig(d.ntk.top[0])} trace ${sig(d.ntk.trace)} pd ${pct(d.ntk.pdFraction)}`);
+  if (d.speed !== undefined) parts.push(`speed: KL ${known(d.speed.kl) ? d.speed.kl.toExponential(2) : "–"} error ${pct(d.speed.error)}`);
+  if (d.swing !== undefined) parts.push(`swing: dominant ${pct(d.swing.dominantShare)}`);
+  return parts.length === 0 ? `step ${p.step} diagnostics: ${JSON.stringify(d)}` : `step ${p.step} ${parts.join(" | ")}`;
 }
 
-/** An analysis event: products done so far and what for. */
+/** A Hessian analysis event: products done so far and what for. */
 export function formatAnalysis(p: Progress): string {
   return `hessian ${p.diagnostics?.phase ?? "analysis"}: ${p.step} Hessian–vector products, ${p.elapsedSec.toFixed(1)}s`;
+}
+
+/** An NTK analysis event: the phase that starts (kernel, eigen) or ends (top-k). */
+export function formatNtkAnalysis(p: Progress): string {
+  const at = `${p.elapsedSec.toFixed(1)}s`;
+  switch (p.diagnostics?.phase) {
+    case "kernel":
+      return `ntk kernel: forming it, ${at}`;
+    case "eigen":
+      return `ntk eigen: eigendecomposition, ${at}`;
+    case "top-k":
+      return `ntk top-k: done, ${p.step} kernel–vector products, ${at}`;
+    default:
+      return `ntk ${p.diagnostics?.phase ?? "analysis"}: ${at}`;
+  }
 }
 
 function formatLine(p: Progress, labels: ProgressLabels): string {
@@ -145,9 +171,9 @@ export function progressReporter(stream: NodeJS.WriteStream | Writable, labels: 
 /** How often a non-terminal stream gets a line during an analysis (and at each phase's start). */
 export const ANALYSIS_LINE_EVERY = 10;
 
-/** A Hessian analysis' progress: one line redrawn in place on a terminal; else a line when a phase
- * starts and every {@link ANALYSIS_LINE_EVERY} products. */
-export function analysisReporter(stream: NodeJS.WriteStream | Writable): ProgressReporter {
+/** An analysis' progress: one line redrawn in place on a terminal; else a line when a phase starts
+ * and every {@link ANALYSIS_LINE_EVERY} products. `format` writes the line (Hessian by default). */
+export function analysisReporter(stream: NodeJS.WriteStream | Writable, format: (p: Progress) => string = formatAnalysis): ProgressReporter {
   const tty = "isTTY" in stream && stream.isTTY === true;
   let phase: string | undefined;
   let drawn = false;
@@ -156,9 +182,9 @@ export function analysisReporter(stream: NodeJS.WriteStream | Writable): Progres
       const changed = p.diagnostics?.phase !== phase;
       phase = p.diagnostics?.phase;
       if (tty) {
-        stream.write(`${CLEAR_LINE}${formatAnalysis(p)}`);
+        stream.write(`${CLEAR_LINE}${format(p)}`);
         drawn = true;
-      } else if (changed || p.step % ANALYSIS_LINE_EVERY === 0) stream.write(`${formatAnalysis(p)}\n`);
+      } else if (changed || p.step % ANALYSIS_LINE_EVERY === 0) stream.write(`${format(p)}\n`);
     },
     stop() {
       if (drawn) stream.write("\n");

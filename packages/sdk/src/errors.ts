@@ -17,6 +17,7 @@ export const ERROR_CODES = [
   "E_NAN_LOSS",
   "E_CANCELLED",
   "E_SHAPE",
+  "E_MEMORY",
   "E_CHECKPOINT",
   "E_IO",
   "E_INTERNAL",

@@ -5,7 +5,6 @@
  * {@link hessianDensity} are that call for one of them. All run off the JS thread, report one
  * "analysis" progress event per product and stop on an `AbortSignal` within one product.
  */
-import { resolve } from "node:path";
 import type { Binding } from "./binding.js";
 import {
   HessianConfigSchema,
@@ -14,7 +13,6 @@ import {
   HessianTraceConfigSchema,
   HvpConfigSchema,
   parseConfig,
-  resolveDataDirOverride,
   type HessianConfig,
   type HessianConfigInput,
   type HessianDensityConfigInput,
@@ -22,6 +20,7 @@ import {
   type HessianTraceConfigInput,
   type HvpConfigInput,
 } from "./config/index.js";
+import { resolveAnalysisPaths } from "./paths.js";
 import { runTask, type RunOptions } from "./task.js";
 
 /** The core's `HessianReport` (`crates/core/src/hessian/analysis.rs`), camelCase. */
@@ -85,19 +84,9 @@ export function parseHessianConfig(input: unknown): HessianConfig {
   return parseConfig(HessianConfigSchema, input, "hessian config");
 }
 
-/** `checkpoint` absolute; `dataDir` the given one or `$GOLDPAN_DATA`, else left out (the core then
- * reads the checkpoint's). */
-function resolvePaths<C extends { checkpoint: string; dataDir?: string | undefined }>(config: C): C {
-  const c = { ...config, checkpoint: resolve(config.checkpoint) };
-  const dataDir = resolveDataDirOverride(config.dataDir);
-  if (dataDir === undefined) delete c.dataDir;
-  else c.dataDir = dataDir;
-  return c;
-}
-
 /** A validated config (fields left out take the core's defaults) through the core's analysis. */
 async function analyse(config: Partial<HessianConfig> & { checkpoint: string }, options: RunOptions): Promise<HessianReport> {
-  const c = resolvePaths(config);
+  const c = resolveAnalysisPaths(config);
   const r = await runTask(options, (b, onProgress, token) => b.hessianAnalyse(c, onProgress, token));
   return r as unknown as HessianReport;
 }
@@ -143,7 +132,7 @@ export async function hvp(
   vector: Float64Array | readonly number[],
   options: Pick<RunOptions, "signal"> = {},
 ): Promise<HvpResult> {
-  const c = resolvePaths(parseConfig(HvpConfigSchema, config, "hvp config"));
+  const c = resolveAnalysisPaths(parseConfig(HvpConfigSchema, config, "hvp config"));
   const v = vector instanceof Float64Array ? vector : Float64Array.from(vector);
   return runTask(options, (b, _onProgress, token) => b.hessianHvp(c, v, token));
 }

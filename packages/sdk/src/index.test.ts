@@ -28,6 +28,7 @@ const fake = vi.hoisted(() => {
     benchmark: vi.fn(),
     hessianAnalyse: vi.fn(),
     hessianHvp: vi.fn(),
+    ntkAnalyse: vi.fn(),
   };
 });
 
@@ -258,5 +259,37 @@ describe("hessian", () => {
     fake.hessianHvp.mockRejectedValue(Object.assign(new Error("shape mismatch: a vector of 3 values"), { code: "E_SHAPE" }));
     await expect(sdk.hvp({ checkpoint: "/c" }, v)).rejects.toMatchObject({ code: "E_SHAPE", name: "GoldpanError" });
     await expect(sdk.hvp({ checkpoint: "/c", topK: 1 } as never, v)).rejects.toMatchObject({ code: "E_CONFIG" });
+  });
+});
+
+describe("ntk", () => {
+  const report = { n: 20, kernel: "full", eigenvalues: [], files: [], progressEvents: 0 };
+
+  it("sends absolute paths and the memory budget in bytes; ntkEigen asks for k eigenvalues matrix-free", async () => {
+    delete process.env.GOLDPAN_DATA;
+    fake.ntkAnalyse.mockResolvedValue(report);
+    await sdk.ntk({ checkpoint: "r/last.safetensors", kernel: "full", memoryBudget: "2GiB", outDir: "o" });
+    const [config, onProgress, token] = fake.ntkAnalyse.mock.calls[0]!;
+    expect(config).toMatchObject({ checkpoint: `${process.cwd()}/r/last.safetensors`, outDir: `${process.cwd()}/o`, kernel: "full", method: "structured", memoryBudget: 2 ** 31, n: 500, eigen: true });
+    expect(config).not.toHaveProperty("dataDir");
+    expect(onProgress).toBeTypeOf("function");
+    expect(token).toBe(fake.CancelToken.last);
+    await sdk.ntkEigen({ checkpoint: "/c", k: 4 });
+    const eigen = fake.ntkAnalyse.mock.calls[1]![0] as Record<string, unknown>;
+    expect(eigen).toMatchObject({ topK: 4, method: "ntvp", eigen: false });
+    expect(eigen).not.toHaveProperty("k");
+    await expect(sdk.ntk({ checkpoint: "/c", kernel: "diag" as never })).rejects.toMatchObject({ code: "E_CONFIG", issues: [{ path: ["kernel"] }] });
+    await expect(sdk.ntkEigen({ checkpoint: "/c" }, { signal: AbortSignal.abort() })).rejects.toMatchObject({ code: "E_CANCELLED" });
+    expect(fake.ntkAnalyse).toHaveBeenCalledTimes(2);
+  });
+
+  it("forwards phase events and normalizes E_MEMORY", async () => {
+    const seen: Progress[] = [];
+    fake.ntkAnalyse.mockImplementation(async (_c: unknown, onProgress: (p: Progress) => void) => {
+      onProgress({ ...step, kind: "analysis", step: 0, diagnostics: { phase: "kernel" } });
+      throw Object.assign(new Error("the full kernel of 500 samples needs more memory"), { code: "E_MEMORY", progressEvents: 1 });
+    });
+    await expect(sdk.ntk({ checkpoint: "/c" }, { onProgress: (p) => seen.push(p) })).rejects.toMatchObject({ code: "E_MEMORY", name: "GoldpanError" });
+    expect(seen.map((p) => p.diagnostics?.phase)).toEqual(["kernel"]);
   });
 });

@@ -30,6 +30,7 @@ export * from "./config/index.js";
 export * from "./errors.js";
 export * from "./task.js";
 export * from "./hessian.js";
+export * from "./ntk.js";
 /** The addon's module type, for packages that run their own tasks through {@link runTask}. */
 export type { Binding };
 

@@ -1,14 +1,15 @@
 /**
  * Long addon calls: progress events, cancellation by `AbortSignal`, and errors as
- * {@link GoldpanError}s, the same for training, SFDA and Hessian analyses.
+ * {@link GoldpanError}s, the same for training, SFDA, Hessian and NTK analyses.
  */
 import { loadBinding, type Binding } from "./binding.js";
 import { GoldpanError, normalizeError } from "./errors.js";
 
 /** What a progress event is: "step" every `progressEvery` steps, "epoch" at each epoch's end
  * (with test metrics), "diagnostics" every `diagnosticsEvery` steps of a training run with
- * `diagnostics` (measured before that step's update), "analysis" after each Hessian–vector
- * product of a Hessian analysis (`step` counts them). */
+ * `diagnostics` (sent after that step's update; `step` is the measured step), "analysis" after
+ * each Hessian–vector product of a Hessian analysis (`step` counts them) or at each phase of an
+ * NTK analysis. */
 export type ProgressKind = "step" | "epoch" | "diagnostics" | "analysis";
 
 /** The paper's Eq. 3 at one step (`crates/core/src/hessian/eq3.rs`), over the fixed probe set:
@@ -37,11 +38,53 @@ export type Eq3Diagnostics = {
   minibatchNoise: number;
 };
 
-/** Which analysis a Hessian–vector product served. */
-export type AnalysisPhase = "eigen" | "trace" | "density";
+/** The empirical NTK of the probe set's first images at one step (full kernel, structured
+ * method, evaluation mode; `crates/core/src/train/diagnostics.rs`). */
+export type NtkDiagnostics = {
+  /** Images the kernel is over (the probe set's first 128 at most). */
+  samples: number;
+  /** The five largest eigenvalues, descending. */
+  top: number[];
+  trace: number;
+  minEigenvalue: number;
+  /** Eq. 7: fraction of `C×C` blocks Θ(xᵢ, xⱼ) with a positive-definite symmetric part; over the
+   * diagonal blocks Θ(xᵢ, xᵢ) only. */
+  pdFraction: number;
+  pdFractionDiagonal: number;
+};
 
-/** A "diagnostics" event's measurements, or an "analysis" event's phase. */
-export type ProgressDiagnostics = { eq3?: Eq3Diagnostics; phase?: AnalysisPhase };
+/** Predicted classes over the probe set (a diagnostics event) or the training set (an epoch
+ * event): Fig. 1's swing. */
+export type SwingDiagnostics = {
+  samples: number;
+  /** Predictions per class. */
+  counts: number[];
+  /** The largest class's share of the predictions. */
+  dominantShare: number;
+};
+
+/** Fig. 2's function speed across one step's update, over the probe set. */
+export type SpeedDiagnostics = {
+  /** Mean KL(softmax f_{t+1} ‖ softmax f_t). */
+  kl: number;
+  /** Error rate of f_t on the training labels. */
+  error: number;
+  samples: number;
+};
+
+/** What an analysis event is about: a Hessian analysis' product ("eigen", "trace", "density"), or
+ * an NTK analysis' phase ("kernel" and "eigen" as they start, "top-k" when it ends). */
+export type AnalysisPhase = "eigen" | "trace" | "density" | "kernel" | "top-k";
+
+/** A "diagnostics" event's measurements (the kinds the run tracks), an "epoch" event's `swing`
+ * over the training set, or an "analysis" event's phase. */
+export type ProgressDiagnostics = {
+  eq3?: Eq3Diagnostics;
+  ntk?: NtkDiagnostics;
+  swing?: SwingDiagnostics;
+  speed?: SpeedDiagnostics;
+  phase?: AnalysisPhase;
+};
 
 /** A progress event. Metrics an event does not have arrive as NaN (`loss` of "diagnostics" and
  * "analysis" events, an adaptation's training accuracy). */

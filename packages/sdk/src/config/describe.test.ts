@@ -34,8 +34,19 @@ describe("describeFields", () => {
     ]);
   });
 
+  it("describes lists of text, and a converted value (number or text) as text", () => {
+    const schema = z.object({
+      layers: z.array(z.string()).default([]).describe("l"),
+      size: z.union([z.int(), z.string()]).transform(Number).default(4).describe("s"),
+    });
+    expect(describeFields(schema)).toEqual([
+      { key: "layers", kind: "list", optional: true, default: [], description: "l" },
+      { key: "size", kind: "string", optional: true, default: 4, description: "s" },
+    ]);
+  });
+
   it("refuses field types it cannot describe", () => {
-    expect(() => describeFields(z.object({ x: z.array(z.string()) }))).toThrow(/field x/);
+    expect(() => describeFields(z.object({ x: z.array(z.number()) }))).toThrow(/field x/);
     expect(() => describeFields(z.object({ o: z.object({ y: z.map(z.string(), z.string()) }) }))).toThrow(/field o\.y/);
   });
 });

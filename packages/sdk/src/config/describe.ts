@@ -4,14 +4,14 @@
  */
 import { z } from "zod";
 
-/** `list`: an array of enum values (`["m2u", "u2m"]`). */
+/** `list`: an array of enum values (`["m2u", "u2m"]`) or of free text (`["conv1", "fc3"]`). */
 export type FieldKind = "boolean" | "int" | "number" | "string" | "enum" | "list";
 
 export interface FieldInfo {
   /** The field's name; a field of a nested object is dotted (`pul.attach`). */
   key: string;
   kind: FieldKind;
-  /** For `enum` and `list`: the allowed values. */
+  /** For `enum` and a `list` of enum values: the allowed values. */
   choices?: readonly string[];
   /** The schema's default, when it has one. */
   default?: unknown;
@@ -28,6 +28,10 @@ function kindOf(schema: z.ZodType, key: string): Pick<FieldInfo, "kind" | "choic
   if (schema instanceof z.ZodArray && schema.element instanceof z.ZodEnum) {
     return { kind: "list", choices: schema.element.options.map(String) };
   }
+  if (schema instanceof z.ZodArray && schema.element instanceof z.ZodString) return { kind: "list" };
+  // A value read then converted (a size, `4GiB` or bytes): as its input; text if it may be text.
+  if (schema instanceof z.ZodPipe) return kindOf(schema.in as z.ZodType, key);
+  if (schema instanceof z.ZodUnion && schema.options.some((o) => o instanceof z.ZodString)) return { kind: "string" };
   throw new Error(`describeFields: field ${key} has an unsupported schema type ${schema.def.type}`);
 }
 

@@ -42,9 +42,10 @@ describe("TrainConfigSchema", () => {
       diagnosticsSamples: 64,
       diagnosticsAlpha: 0.1,
     });
+    expect(parse({ diagnostics: ["ntk", "swing", "speed", "eq3"] }).diagnostics).toEqual(["ntk", "swing", "speed", "eq3"]);
     const e = configError({ diagnostics: ["eq3", "eq4"], diagnosticsEvery: 0, diagnosticsSamples: 1.5, diagnosticsAlpha: 0 });
     expect(Object.fromEntries(e.issues!.map((i) => [i.path.join("."), i.message]))).toEqual({
-      "diagnostics.1": "must be one of eq3",
+      "diagnostics.1": "must be one of eq3, ntk, swing, speed",
       diagnosticsEvery: "must be ≥ 1",
       diagnosticsSamples: "must be a whole number",
       diagnosticsAlpha: "must be > 0",

@@ -5,7 +5,7 @@ import * as f from "./fields.js";
 export const LABELS = ["true", "random", "random-redraw"] as const;
 
 /** Measurements a run can take along the way; the core's `train::DIAGNOSTICS`. */
-export const DIAGNOSTICS = ["eq3"] as const;
+export const DIAGNOSTICS = ["eq3", "ntk", "swing", "speed"] as const;
 
 /** One training run. Defaults live here and nowhere else. */
 export const TrainConfigSchema = z
@@ -52,7 +52,7 @@ export const TrainConfigSchema = z
       .array(z.enum(DIAGNOSTICS, { error: `must be one of ${DIAGNOSTICS.join(", ")}` }), { error: "must be a list" })
       .optional()
       .describe(
-        "Measurements taken along the run, before a step's update, and reported as diagnostics progress events: eq3 (the paper's Eq. 3: curvature along the gradient, gradient robustness, minibatch noise). They leave the weights as they would be without.",
+        "Measurements taken along the run on the probe set and reported as diagnostics progress events: eq3 (the paper's Eq. 3: curvature along the gradient, gradient robustness, minibatch noise), ntk (the empirical NTK's top eigenvalues, trace, smallest eigenvalue, positive-definite blocks), swing (predicted-class histogram; also over the training set at each epoch's end), speed (function speed: KL between the predictions before and after the step, and the error rate). They leave the weights as they would be without.",
       ),
     diagnosticsEvery: f.positiveInt().default(50).describe("Take the diagnostics every N steps (at steps 0, N, 2N, …)."),
     diagnosticsSamples: f.positiveInt().default(1000).describe("Size of the diagnostics' fixed probe set (the first training images)."),
