@@ -82,7 +82,12 @@ fn main() -> goldpan_core::Result<()> {
             let kernel_s = start.elapsed().as_secs_f64();
             let s = ntk::spectrum(&k, false, single)?;
             let seconds = start.elapsed().as_secs_f64();
-            eprintln!("{case} (N={n}): kernel {}×{} in {kernel_s:.1} s, eigenvalues in {:.1} s", k.rows, k.cols, seconds - kernel_s);
+            eprintln!(
+                "{case} (N={n}): kernel {}×{} in {kernel_s:.1} s, eigenvalues in {:.1} s",
+                k.rows,
+                k.cols,
+                seconds - kernel_s
+            );
             json!({ "case": case, "n": n, "kernel": kind, "method": method, "shape": [k.rows, k.cols],
                     "eigen_precision": if single { "f32" } else { "f64" },
                     "seconds": seconds, "kernel_s": kernel_s, "eigen_s": seconds - kernel_s,

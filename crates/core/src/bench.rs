@@ -3,7 +3,7 @@
 //! The same step as the training loop (forward, cross-entropy, backward, SGD with momentum
 //! 0.9 and weight decay 5e-4), on random inputs, so that the numbers compare with PyTorch's.
 use crate::error::{Error, Result};
-use crate::models::{self, layers, Mode};
+use crate::models::{self, Mode};
 use crate::train::Sgd;
 use candle_core::{Device, Tensor};
 use rand::{Rng, SeedableRng};
@@ -58,10 +58,15 @@ pub fn throughput(
     let mut step = |i: usize| -> Result<()> {
         match mode {
             BenchMode::Train => {
-                let logits = net.forward(&x, Mode::Train { seed: i as u64 })?;
-                let loss = layers::cross_entropy(&logits, &y)?;
-                let grads = loss.backward()?;
-                sgd.step(net.params(), &grads)?;
+                // The training loop's own step (the program engine where it applies).
+                crate::train::step::sgd_step(
+                    net.as_ref(),
+                    &mut sgd,
+                    spec.classes,
+                    &x,
+                    &y,
+                    Mode::Train { seed: i as u64 },
+                )?;
             }
             BenchMode::Infer => {
                 crate::ops::no_grad(|| net.forward(&x, Mode::Eval))?.to_vec2::<f32>()?;

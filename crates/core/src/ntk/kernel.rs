@@ -231,7 +231,9 @@ fn add_dense<T: Real>(
         Kernel::Full | Kernel::Blocks => {
             // Rows (i, c) of all logits' cotangents; their Gram scaled by kx entry by entry.
             let rows = |d: &Dense<T>, n: usize| -> Vec<T> {
-                (0..n).flat_map(|s| (0..classes).flat_map(move |c| d.grads[c][s * d.out..][..d.out].iter().copied())).collect()
+                (0..n)
+                    .flat_map(|s| (0..classes).flat_map(move |c| d.grads[c][s * d.out..][..d.out].iter().copied()))
+                    .collect()
             };
             let ga = rows(a, n1);
             let gb = if sym { None } else { Some(rows(b, n2)) };
@@ -242,6 +244,7 @@ fn add_dense<T: Real>(
 
 /// `out[(i,c),(j,c')] += kx[i][j] · (g_ic·g_jc')` for the full kernel, by row blocks, without
 /// a kernel-sized temporary (the kernel is hundreds of megabytes).
+#[allow(clippy::too_many_arguments)]
 fn add_scaled_gram<T: Real>(
     out: &mut [f64],
     ga: &[T],

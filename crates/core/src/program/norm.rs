@@ -56,6 +56,9 @@ fn values<T: Real>(w: &Weights<T>, i: usize) -> Vec<f64> {
     w[i].iter().map(|&v| f(v)).collect()
 }
 
+/// `y`, `R{y}` and what the backward pass needs.
+type Normalised<T> = (Vec<T>, Option<Vec<T>>, NormCache<T>);
+
 #[allow(clippy::too_many_arguments)]
 pub(super) fn forward<T: Real>(
     x: &[T],
@@ -66,7 +69,7 @@ pub(super) fn forward<T: Real>(
     (gamma, beta): (usize, usize),
     running: Option<&(Vec<f64>, Vec<f64>)>,
     eps: f64,
-) -> Result<(Vec<T>, Option<Vec<T>>, NormCache<T>)> {
+) -> Result<Normalised<T>> {
     let (_, _, count) = sizes(dims)?;
     let (mean, var) = match running {
         Some((m, v)) => (m.clone(), v.clone()),

@@ -10,6 +10,7 @@ mod evaluate;
 mod run;
 mod sgd;
 mod state;
+pub(crate) mod step;
 
 pub use config::{TrainConfig, DIAGNOSTICS};
 pub(crate) use evaluate::correct;

@@ -1,9 +1,9 @@
 //! The training loop shared by fresh and resumed runs.
-use super::{batches, evaluate, evaluate::correct, weights_hash, TrainConfig, TrainState};
+use super::{batches, evaluate, weights_hash, TrainConfig, TrainState};
 use crate::checkpoint::Checkpoint;
 use crate::data::{self, Dataset, Split};
 use crate::error::{Error, Result};
-use crate::models::{self, layers, Mode};
+use crate::models::{self, Mode};
 use candle_core::Device;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -176,6 +176,7 @@ fn run(
     let test_set = load_split(&cfg, Split::Test, cfg.test_limit)?;
     let n = train_set.len();
     let steps_per_epoch = n.div_ceil(cfg.batch_size);
+    let classes = models::spec(&cfg.model)?.classes;
     let eval_batch = cfg.batch_size.max(500);
 
     let mut last_checkpoint: Option<PathBuf> = None;
@@ -230,9 +231,8 @@ fn run(
             };
             let mut diagnostics_time = began.elapsed();
             let (x, y) = batches::gather(&train_set, idx, device)?;
-            let logits = state.model.forward(&x, step_mode)?;
-            let loss = layers::cross_entropy(&logits, &y)?;
-            let loss_value = loss.to_scalar::<f32>()?;
+            let super::step::Outcome { loss: loss_value, hits } =
+                super::step::sgd_step(state.model.as_ref(), &mut state.sgd, classes, &x, &y, step_mode)?;
             if !loss_value.is_finite() {
                 return Err(Error::NanLoss {
                     value: loss_value,
@@ -241,8 +241,6 @@ fn run(
                     checkpoint: last_checkpoint,
                 });
             }
-            let grads = loss.backward()?;
-            state.sgd.step(state.model.params(), &grads)?;
             if let Some(pending) = pending {
                 let began = Instant::now();
                 let measured = super::diagnostics::after_step(pending, &state, &cfg, &train_set)?;
@@ -268,7 +266,6 @@ fn run(
                     w.started = w.started.map(|t| t + diagnostics_time);
                 }
             }
-            let hits = correct(&logits, &y)?;
             step_window.add(loss_value, hits, idx.len());
             epoch_window.add(loss_value, hits, idx.len());
             state.batch_in_epoch += 1;

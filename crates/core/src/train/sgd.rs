@@ -26,10 +26,16 @@ impl Sgd {
     }
 
     pub fn step(&mut self, params: &Params, grads: &GradStore) -> Result<()> {
+        let grads: Vec<Option<Tensor>> = params.iter().map(|(_, var)| grads.get(var.as_tensor()).cloned()).collect();
+        self.step_with(params, &grads)
+    }
+
+    /// The update from one gradient per parameter, in `Params` order (`None`: no gradient).
+    pub fn step_with(&mut self, params: &Params, grads: &[Option<Tensor>]) -> Result<()> {
         let hyper =
             Hyper { lr: self.lr, momentum: self.momentum, weight_decay: self.weight_decay, nesterov: self.nesterov };
-        for ((_, var), buf) in params.iter().zip(self.buffers.iter_mut()) {
-            let Some(grad) = grads.get(var.as_tensor()) else { continue };
+        for (((_, var), buf), grad) in params.iter().zip(self.buffers.iter_mut()).zip(grads) {
+            let Some(grad) = grad else { continue };
             if var.device().is_cpu() && var.is_contiguous() && buf.is_contiguous() {
                 hyper.update_in_place(var.as_tensor(), buf, &grad.contiguous()?)?;
             } else {
