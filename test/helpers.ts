@@ -1,16 +1,35 @@
 /** Shared by the e2e tests: paths, temp dirs, a tiny IDX writer, and a CLI runner. */
+import { GoldpanError } from "@goldpan/sdk";
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { afterAll } from "vitest";
+import { afterAll, expect } from "vitest";
 
 export const REPO: string = fileURLToPath(new URL("..", import.meta.url));
 export const CLI_BIN: string = join(REPO, "packages/cli/dist/bin.js");
 
 /** Small limits: the suite has to stay quick on two cores. */
 export const TINY = { trainLimit: 512, testLimit: 200, epochs: 1, batchSize: 64 } as const;
+
+/** `goldpan train` flags of a TINY run. */
+export const TINY_FLAGS: readonly string[] = [
+  "--train-limit", String(TINY.trainLimit),
+  "--test-limit", String(TINY.testLimit),
+  "--epochs", String(TINY.epochs),
+  "--batch-size", String(TINY.batchSize),
+];
+
+/** The GoldpanError `p` rejects with (fails the test if it resolves or rejects otherwise). */
+export async function rejection(p: Promise<unknown>): Promise<GoldpanError> {
+  const e = await p.then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+  expect(e, "expected a rejection").toBeInstanceOf(GoldpanError);
+  return e as GoldpanError;
+}
 
 const dirs: string[] = [];
 afterAll(() => {

@@ -6,22 +6,14 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type * as Binding from "@goldpan/binding";
 import { EXIT_CODES } from "@goldpan/cli";
-import { GoldpanError, hessian, hessianEigen, hvp, type Progress } from "@goldpan/sdk";
-import { TINY, runCli, tempDir } from "./helpers.js";
+import { hessian, hessianEigen, hvp, type Progress } from "@goldpan/sdk";
+import { TINY, TINY_FLAGS, rejection, runCli, tempDir } from "./helpers.js";
 
-const tiny = ["--train-limit", String(TINY.trainLimit), "--test-limit", String(TINY.testLimit), "--epochs", "1", "--batch-size", String(TINY.batchSize)];
+const tiny = TINY_FLAGS;
 /** The Hessian over few samples: quick, and the same set for the CLI and the SDK. */
 const SAMPLES = { samples: 64, batchSize: 32 } as const;
 const LENET5_PARAMETERS = 44_426;
 
-async function rejection(p: Promise<unknown>): Promise<GoldpanError> {
-  const e = await p.then(
-    () => undefined,
-    (err: unknown) => err,
-  );
-  expect(e, "expected a rejection").toBeInstanceOf(GoldpanError);
-  return e as GoldpanError;
-}
 
 interface DiagnosedRun {
   out: string;

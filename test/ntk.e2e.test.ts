@@ -5,20 +5,12 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { EXIT_CODES } from "@goldpan/cli";
-import { GoldpanError, ntk, ntkEigen, type NtkReport, type Progress } from "@goldpan/sdk";
-import { TINY, runCli, tempDir } from "./helpers.js";
+import { ntk, ntkEigen, type NtkReport, type Progress } from "@goldpan/sdk";
+import { TINY, TINY_FLAGS, rejection, runCli, tempDir } from "./helpers.js";
 
-const tiny = ["--train-limit", String(TINY.trainLimit), "--test-limit", String(TINY.testLimit), "--epochs", "1", "--batch-size", String(TINY.batchSize)];
+const tiny = TINY_FLAGS;
 const PROBE = 32;
 
-async function rejection(p: Promise<unknown>): Promise<GoldpanError> {
-  const e = await p.then(
-    () => undefined,
-    (err: unknown) => err,
-  );
-  expect(e, "expected a rejection").toBeInstanceOf(GoldpanError);
-  return e as GoldpanError;
-}
 
 /** A `.npy` file (version 1.0, little-endian f64, C order) as its shape and values. */
 function readNpy(path: string): { shape: number[]; data: Float64Array } {

@@ -4,7 +4,6 @@ import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
 import {
-  GoldpanError,
   cudaAvailable,
   evaluate,
   listModels,
@@ -15,16 +14,8 @@ import {
   type Progress,
   type TrainResult,
 } from "@goldpan/sdk";
-import { TINY, idx, tempDir } from "./helpers.js";
+import { TINY, idx, tempDir, rejection } from "./helpers.js";
 
-async function rejection(p: Promise<unknown>): Promise<GoldpanError> {
-  const e = await p.then(
-    () => undefined,
-    (err: unknown) => err,
-  );
-  expect(e, "expected a rejection").toBeInstanceOf(GoldpanError);
-  return e as GoldpanError;
-}
 
 describe("the addon through the SDK", () => {
   it("answers the quick calls", () => {

@@ -6,22 +6,14 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type * as Binding from "@goldpan/binding";
 import { EXIT_CODES } from "@goldpan/cli";
-import { GoldpanError, adapt, evaluate, trainSource, type AdaptResult, type Progress, type SourceResult } from "@goldpan/sfda";
-import { runCli, startCli, tempDir } from "./helpers.js";
+import { adapt, evaluate, trainSource, type AdaptResult, type Progress, type SourceResult } from "@goldpan/sfda";
+import { runCli, startCli, tempDir, rejection } from "./helpers.js";
 
 /** Small enough for a few seconds per run on two cores. */
 const SOURCE = { source: "mnist", epochs: 1, trainLimit: 300 } as const;
 const TARGET = { target: "usps", epochs: 1, trainLimit: 300, testLimit: 200 } as const;
 const limits = ["--epochs", "1", "--train-limit", "300"];
 
-async function rejection(p: Promise<unknown>): Promise<GoldpanError> {
-  const e = await p.then(
-    () => undefined,
-    (err: unknown) => err,
-  );
-  expect(e, "expected a rejection").toBeInstanceOf(GoldpanError);
-  return e as GoldpanError;
-}
 
 let shared: Promise<SourceResult> | undefined;
 /** One small source model, trained once for the tests that only adapt it. */

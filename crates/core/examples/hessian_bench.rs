@@ -7,7 +7,6 @@
 //!  [--batch 512] [--reps 3] [--eig-n 1000] [--eig-batch 500] [--data DIR] [--skip-eigen]
 //!  [--checkpoint MODEL=PATH]…` prints one JSON object on stdout.
 use candle_core::{Device, Tensor};
-use goldpan_core::checkpoint::Checkpoint;
 use goldpan_core::data::{self, Split};
 use goldpan_core::hessian::operator::{batches, DatasetHessian};
 use goldpan_core::hessian::spectra::{self, EigenConfig};
@@ -81,11 +80,7 @@ fn time(reps: usize, mut f: impl FnMut()) -> f64 {
 
 fn model(args: &Args, name: &str) -> goldpan_core::Result<Box<dyn Model>> {
     match args.checkpoints.iter().find(|(m, _)| m == name) {
-        Some((_, path)) => {
-            let ckpt = Checkpoint::load(path)?;
-            let config = ckpt.config.clone();
-            Ok(TrainState::from_checkpoint(path, ckpt, config, &Device::Cpu)?.model)
-        }
+        Some((_, path)) => Ok(TrainState::load(path, &Device::Cpu)?.model),
         None => models::spec(name)?.build(0, &Device::Cpu),
     }
 }

@@ -10,7 +10,6 @@
 //!  [--eigen-precision f64|f32]` prints one
 //! JSON object on stdout.
 use candle_core::Device;
-use goldpan_core::checkpoint::Checkpoint;
 use goldpan_core::data::{self, Split};
 use goldpan_core::hessian::spectra::{self, EigenConfig};
 use goldpan_core::models::{self, Mode};
@@ -43,11 +42,7 @@ fn main() -> goldpan_core::Result<()> {
         }
     }
     let model = match &checkpoint {
-        Some(path) => {
-            let ckpt = Checkpoint::load(path)?;
-            let config = ckpt.config.clone();
-            TrainState::from_checkpoint(path, ckpt, config, &Device::Cpu)?.model
-        }
+        Some(path) => TrainState::load(path, &Device::Cpu)?.model,
         None => models::spec("lenet5")?.build(0, &Device::Cpu)?,
     };
     let prog = model.program(Mode::Eval)?;

@@ -2,7 +2,6 @@
 //! density of the mean loss over a sample set, and single Hessian–vector products.
 use super::operator::{batches, Batch, DatasetHessian};
 use super::spectra::{self, DensityConfig, EigenConfig, SymmetricOperator, TraceConfig};
-use crate::checkpoint::Checkpoint;
 use crate::data::{self, Split};
 use crate::error::{Error, Result};
 use crate::models::{self, Mode};
@@ -162,10 +161,8 @@ impl HessianConfig {
 
     fn setup<T: Real>(&self) -> Result<Setup<T>> {
         self.validate()?;
-        let ckpt = Checkpoint::load(&self.checkpoint)?;
-        let config = ckpt.config.clone();
-        let epoch = ckpt.epoch;
-        let state = TrainState::from_checkpoint(&self.checkpoint, ckpt, config, &candle_core::Device::Cpu)?;
+        let state = TrainState::load(&self.checkpoint, &candle_core::Device::Cpu)?;
+        let epoch = state.epoch;
         let cfg = &state.config;
         let spec = models::spec(&cfg.model)?;
         let split = if self.split == "test" { Split::Test } else { Split::Train };

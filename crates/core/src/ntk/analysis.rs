@@ -1,7 +1,6 @@
 //! NTK analysis of a checkpoint: the kernel on its first `n` images, written as `.npy`, with
 //! its spectrum (dense, or top-k matrix-free by Lanczos) and the Eq. 7 block check.
 use super::{block_check, ntk, spectrum, write_npy, Kernel, Method, NtkOperator};
-use crate::checkpoint::Checkpoint;
 use crate::data::{self, Split};
 use crate::error::{Error, Result};
 use crate::hessian::spectra::{self, EigenConfig};
@@ -128,9 +127,7 @@ fn analyse_as<T: Real>(
     cancel: &AtomicBool,
 ) -> Result<NtkReport> {
     let start = Instant::now();
-    let ckpt = Checkpoint::load(&config.checkpoint)?;
-    let cfg = ckpt.config.clone();
-    let state = TrainState::from_checkpoint(&config.checkpoint, ckpt, cfg, &candle_core::Device::Cpu)?;
+    let state = TrainState::load(&config.checkpoint, &candle_core::Device::Cpu)?;
     let cfg = &state.config;
     let spec = models::spec(&cfg.model)?;
     let split = if config.split == "test" { Split::Test } else { Split::Train };

@@ -1,6 +1,5 @@
 //! Evaluation: mean cross-entropy and accuracy of a model on a dataset, in eval mode.
 use super::{batches, TrainState};
-use crate::checkpoint::Checkpoint;
 use crate::data::{self, Dataset, Split};
 use crate::error::{Error, Result};
 use crate::models::{layers, Mode, Model};
@@ -64,9 +63,7 @@ pub fn evaluate_checkpoint(
     cancel: Option<&AtomicBool>,
 ) -> Result<(TrainState, EvalResult)> {
     let device = crate::device::resolve(device)?;
-    let ckpt = Checkpoint::load(path)?;
-    let config = ckpt.config.clone();
-    let state = TrainState::from_checkpoint(path, ckpt, config, &device)?;
+    let state = TrainState::load(path, &device)?;
     let input = crate::models::spec(&state.config.model)?.input;
     let mut set = data::load_as(&state.config.dataset, data_dir, split, input)?;
     if let Some(n) = limit {

@@ -27,6 +27,13 @@ impl TrainState {
         Ok(Self { config, model, sgd, epoch: 0, batch_in_epoch: 0, global_step: 0 })
     }
 
+    /// The run saved at `path`, with its stored config.
+    pub fn load(path: &Path, device: &Device) -> Result<Self> {
+        let ckpt = Checkpoint::load(path)?;
+        let config = ckpt.config.clone();
+        Self::from_checkpoint(path, ckpt, config, device)
+    }
+
     /// The run saved at `path`, with `config` (the stored one, possibly overridden).
     pub fn from_checkpoint(path: &Path, ckpt: Checkpoint, config: TrainConfig, device: &Device) -> Result<Self> {
         config.validate()?;
