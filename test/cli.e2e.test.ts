@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { readCheckpoint } from "@goldpan/sdk";
-import { REPO, TINY, runCli, startCli, tempDir } from "./helpers.js";
+import { REPO, TINY, runCli, tempDir, interruptCli } from "./helpers.js";
 
 const tinyFlags = ["--train-limit", String(TINY.trainLimit), "--test-limit", String(TINY.testLimit), "--epochs", "1"];
 
@@ -80,17 +80,7 @@ describe("goldpan CLI", () => {
 
   it("stops on Ctrl-C with exit 130 and a checkpoint to resume from", async () => {
     const out = join(tempDir("cli-sigint"), "run");
-    const run = startCli(["train", "--train-limit", "4096", "--test-limit", "100", "--epochs", "3", "--batch-size", "16", "--progress-every", "1", "--out", out]);
-    let stderr = "";
-    await new Promise<void>((resolve, reject) => {
-      run.child.stderr!.on("data", (s: string) => {
-        stderr += s;
-        if (/^epoch 1\/3 step \d+/m.test(stderr)) resolve();
-      });
-      run.child.on("close", () => reject(new Error(`exited before any progress:\n${stderr}`)));
-    });
-    run.child.kill("SIGINT");
-    const r = await run.done;
+    const r = await interruptCli(["train", "--train-limit", "4096", "--test-limit", "100", "--epochs", "3", "--batch-size", "16", "--progress-every", "1", "--out", out], /^epoch 1\/3 step \d+/m);
     expect(r.code, r.stderr).toBe(130);
     expect(r.stderr).toContain("resume with: goldpan train --resume");
     const info = readCheckpoint(join(out, "last.safetensors"));

@@ -84,3 +84,18 @@ export function startCli(args: readonly string[], options: { cwd?: string; env?:
 export function runCli(args: readonly string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
   return startCli(args, options).done;
 }
+
+/** Starts the CLI, sends SIGINT once stderr shows `pattern`, and returns how it ended. */
+export async function interruptCli(args: readonly string[], pattern: RegExp): Promise<CliResult> {
+  const run = startCli(args);
+  let stderr = "";
+  await new Promise<void>((resolve, reject) => {
+    run.child.stderr!.on("data", (s: string) => {
+      stderr += s;
+      if (pattern.test(stderr)) resolve();
+    });
+    run.child.on("close", () => reject(new Error(`exited before ${pattern}:\n${stderr}`)));
+  });
+  run.child.kill("SIGINT");
+  return run.done;
+}

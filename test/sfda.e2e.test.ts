@@ -7,7 +7,7 @@ import { describe, expect, it } from "vitest";
 import type * as Binding from "@goldpan/binding";
 import { EXIT_CODES } from "@goldpan/cli";
 import { adapt, evaluate, trainSource, type AdaptResult, type Progress, type SourceResult } from "@goldpan/sfda";
-import { runCli, startCli, tempDir, rejection } from "./helpers.js";
+import { runCli, tempDir, rejection, interruptCli } from "./helpers.js";
 
 /** Small enough for a few seconds per run on two cores. */
 const SOURCE = { source: "mnist", epochs: 1, trainLimit: 300 } as const;
@@ -192,17 +192,7 @@ describe("goldpan sfda", () => {
 
   it("stops on Ctrl-C with exit 130 and no `train --resume` advice", async () => {
     const out = join(tempDir("sfda-sigint"), "run");
-    const run = startCli(["sfda", "source", "--source", "mnist", "--train-limit", "5000", "--epochs", "3", "--batch-size", "16", "--progress-every", "1", "--out", out]);
-    let stderr = "";
-    await new Promise<void>((resolve, reject) => {
-      run.child.stderr!.on("data", (s: string) => {
-        stderr += s;
-        if (/^epoch 1\/3 step \d+/m.test(stderr)) resolve();
-      });
-      run.child.on("close", () => reject(new Error(`exited before any progress:\n${stderr}`)));
-    });
-    run.child.kill("SIGINT");
-    const r = await run.done;
+    const r = await interruptCli(["sfda", "source", "--source", "mnist", "--train-limit", "5000", "--epochs", "3", "--batch-size", "16", "--progress-every", "1", "--out", out], /^epoch 1\/3 step \d+/m);
     expect(r.code, r.stderr).toBe(EXIT_CODES.E_CANCELLED.exit);
     expect(r.stderr).toContain("Interrupted: stopping after the current step");
     expect(r.stderr).toContain("(E_CANCELLED, exit code 130)");
