@@ -1,10 +1,12 @@
 //! NTK-vector products `Θ·u = J·(Jᵀ·u)` without forming `J` or `Θ`: one VJP and one JVP of the
-//! program engine per batch, so memory stays at one batch's activations whatever `N`.
+//! program engine per batch. Each batch's forward pass is kept after the first product, so a
+//! product costs one backward and one tangent pass per batch; memory is the activations of the
+//! set (LeNet5: about 33 KB per image), never `N²`.
 use super::{Kernel, NtkMatrix};
 use crate::error::{Error, Result};
 use crate::hessian::spectra::SymmetricOperator;
 use crate::ops::Real;
-use crate::program::{self, Act, Program, Weights};
+use crate::program::{self, Act, Forward, Program, Weights};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// `Θ(X, X)` over a set of input batches as a symmetric operator on `R^{NC}` (full kernel,
@@ -19,6 +21,8 @@ pub struct NtkOperator<'a, T> {
     selected: Vec<bool>,
     cancel: Option<&'a AtomicBool>,
     products: usize,
+    /// Each batch's forward pass, from the first product on.
+    forwards: Vec<Forward<T>>,
 }
 
 impl<'a, T: Real> NtkOperator<'a, T> {
@@ -31,7 +35,7 @@ impl<'a, T: Real> NtkOperator<'a, T> {
         selected: Option<&[bool]>,
     ) -> Self {
         let selected = selected.map_or_else(|| vec![true; weights.len()], <[bool]>::to_vec);
-        Self { program, weights, batches, kernel, classes, selected, cancel: None, products: 0 }
+        Self { program, weights, batches, kernel, classes, selected, cancel: None, products: 0, forwards: Vec::new() }
     }
 
     pub fn cancel_on(mut self, flag: &'a AtomicBool) -> Self {
@@ -47,18 +51,33 @@ impl<'a, T: Real> NtkOperator<'a, T> {
         self.batches.iter().map(Act::n).sum()
     }
 
+    /// The kept forward passes, made on first use.
+    fn forwards(&mut self) -> Result<&[Forward<T>]> {
+        if self.forwards.is_empty() {
+            self.forwards =
+                self.batches.iter().map(|b| Forward::new(self.program, self.weights, b)).collect::<Result<_>>()?;
+        }
+        Ok(&self.forwards)
+    }
+
+    fn check_cancel(&self) -> Result<()> {
+        if self.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+            return Err(Error::Cancelled { at: "during the NTK computation".into(), checkpoint: None });
+        }
+        Ok(())
+    }
+
     /// `Jᵀ·u` for `u` over all samples' logits (`n·C + c`), in f64.
-    fn vjp(&self, u: &[f64]) -> Result<Vec<Vec<f64>>> {
+    fn vjp(&mut self, u: &[f64]) -> Result<Vec<Vec<f64>>> {
         let mut acc: Vec<Vec<f64>> = self.weights.iter().map(|p| vec![0.0; p.len()]).collect();
         let mut at = 0;
-        for b in self.batches {
-            if self.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
-                return Err(Error::Cancelled { at: "during the NTK computation".into(), checkpoint: None });
-            }
-            let len = b.n() * self.classes;
+        self.forwards()?;
+        for f in &self.forwards {
+            self.check_cancel()?;
+            let len = f.logits().data.len();
             let ub: Vec<T> = u[at..at + len].iter().map(|&v| cast(v)).collect();
             at += len;
-            let g = program::vjp(self.program, self.weights, b, &ub)?;
+            let g = f.vjp(self.program, self.weights, &ub)?;
             for ((a, g), &on) in acc.iter_mut().zip(g).zip(&self.selected) {
                 if on {
                     a.iter_mut().zip(g).for_each(|(a, g)| *a += candle_core::WithDType::to_f64(g));
@@ -69,11 +88,12 @@ impl<'a, T: Real> NtkOperator<'a, T> {
     }
 
     /// `J·v` for all samples, `n·C + c`.
-    fn jvp(&self, v: &[Vec<f64>]) -> Result<Vec<f64>> {
+    fn jvp(&mut self, v: &[Vec<f64>]) -> Result<Vec<f64>> {
         let v: Weights<T> = v.iter().map(|p| p.iter().map(|&a| cast(a)).collect()).collect();
         let mut out = Vec::with_capacity(self.samples() * self.classes);
-        for b in self.batches {
-            let t = program::jvp(self.program, self.weights, b, &v)?.tangent;
+        self.forwards()?;
+        for f in &self.forwards {
+            let t = f.jvp(self.program, self.weights, &v)?;
             out.extend(t.iter().map(|&a| candle_core::WithDType::to_f64(a)));
         }
         Ok(out)
@@ -96,7 +116,10 @@ impl<T: Real> SymmetricOperator for NtkOperator<'_, T> {
         self.products += 1;
         let c = self.classes;
         match self.kernel {
-            Kernel::Full | Kernel::Blocks => self.jvp(&self.vjp(u)?),
+            Kernel::Full | Kernel::Blocks => {
+                let z = self.vjp(u)?;
+                self.jvp(&z)
+            }
             Kernel::Trace => {
                 // Σ_c J_c·(J_cᵀ·u): u on logit c of every sample, read back from logit c.
                 let n = self.samples();
@@ -104,7 +127,8 @@ impl<T: Real> SymmetricOperator for NtkOperator<'_, T> {
                 for k in 0..c {
                     let mut uc = vec![0.0; n * c];
                     (0..n).for_each(|i| uc[i * c + k] = u[i]);
-                    let jv = self.jvp(&self.vjp(&uc)?)?;
+                    let z = self.vjp(&uc)?;
+                    let jv = self.jvp(&z)?;
                     out.iter_mut().enumerate().for_each(|(i, o)| *o += jv[i * c + k]);
                 }
                 Ok(out)
@@ -125,8 +149,8 @@ pub(super) fn kernel_by_products<T: Real>(
 ) -> Result<NtkMatrix> {
     let classes = program::jvp(program, w, x1, &w.iter().map(|p| vec![T::zero(); p.len()]).collect())?.logits.dims[1];
     let (b1, b2) = (std::slice::from_ref(x1), std::slice::from_ref(x2));
-    let left = NtkOperator::new(program, w, b1, Kernel::Full, classes, Some(selected));
-    let right = NtkOperator::new(program, w, b2, Kernel::Full, classes, Some(selected));
+    let mut left = NtkOperator::new(program, w, b1, Kernel::Full, classes, Some(selected));
+    let mut right = NtkOperator::new(program, w, b2, Kernel::Full, classes, Some(selected));
     let (n1, n2) = (x1.n(), x2.n());
     let (rows, cols) = match kernel {
         Kernel::Trace => (n1, n2),
@@ -137,7 +161,8 @@ pub(super) fn kernel_by_products<T: Real>(
         for k in 0..classes {
             let mut e = vec![0.0; n2 * classes];
             e[j * classes + k] = 1.0;
-            let col = left.jvp(&right.vjp(&e)?)?;
+            let z = right.vjp(&e)?;
+            let col = left.jvp(&z)?;
             for i in 0..n1 {
                 for c in 0..classes {
                     match kernel {

@@ -67,7 +67,7 @@ fn back<T: Real>(
     program: &Program,
     w: &Weights<T>,
     v: Option<&Weights<T>>,
-    tape: Tape<T>,
+    tape: &Tape<T>,
     gy: Vec<T>,
     rgy: Option<Vec<T>>,
 ) -> Result<(Weights<T>, Option<Weights<T>>)> {
@@ -109,7 +109,7 @@ pub fn gradient<T: Real>(program: &Program, w: &Weights<T>, x: &Act<T>, loss: &L
     check_loss(loss, &tape.logits)?;
     let (value, gz) = loss.value_and_grad(&to_f64(&tape.logits.data));
     let logits = tape.logits.clone();
-    let (grad, _) = back(program, w, None, tape, from_f64(&gz), None)?;
+    let (grad, _) = back(program, w, None, &tape, from_f64(&gz), None)?;
     Ok(Gradient { loss: value, logits, grad })
 }
 
@@ -122,7 +122,7 @@ pub fn hvp<T: Real>(program: &Program, w: &Weights<T>, x: &Act<T>, loss: &Loss, 
     let (value, gz) = loss.value_and_grad(&z);
     let tz = to_f64(tape.tangent.as_deref().ok_or_else(|| Error::Internal("hvp: no logit tangent".into()))?);
     let rgz = loss.hessian_logits(&z, &tz);
-    let (grad, hv) = back(program, w, Some(v), tape, from_f64(&gz), Some(from_f64(&rgz)))?;
+    let (grad, hv) = back(program, w, Some(v), &tape, from_f64(&gz), Some(from_f64(&rgz)))?;
     Ok(Hvp { loss: value, grad, hv: hv.expect("second-order adjoints were requested") })
 }
 
@@ -139,7 +139,7 @@ pub fn vjp<T: Real>(program: &Program, w: &Weights<T>, x: &Act<T>, u: &[T]) -> R
     if u.len() != tape.logits.data.len() {
         return Err(Error::Shape(format!("a cotangent of {} values for logits {:?}", u.len(), tape.logits.dims)));
     }
-    Ok(back(program, w, None, tape, u.to_vec(), None)?.0)
+    Ok(back(program, w, None, &tape, u.to_vec(), None)?.0)
 }
 
 /// What a per-logit backward pass shows at one layer with parameters: its input, the cotangent
@@ -197,4 +197,43 @@ pub fn logit_backprop<T: Real>(
         }
     }
     Ok(tape.logits)
+}
+
+/// A forward pass kept for repeated first-order products at fixed weights (the NTK's
+/// `J·(Jᵀ·u)` in Lanczos): each VJP is then one backward pass and each JVP one tangent pass,
+/// without recomputing the activations.
+pub struct Forward<T> {
+    tape: Tape<T>,
+}
+
+impl<T: Real> Forward<T> {
+    pub fn new(program: &Program, w: &Weights<T>, x: &Act<T>) -> Result<Self> {
+        Ok(Self { tape: run(program, w, None, x)? })
+    }
+
+    pub fn logits(&self) -> &Act<T> {
+        &self.tape.logits
+    }
+
+    /// `Jᵀ·u` for an `N×C` cotangent `u`.
+    pub fn vjp(&self, program: &Program, w: &Weights<T>, u: &[T]) -> Result<Weights<T>> {
+        if u.len() != self.tape.logits.data.len() {
+            return Err(Error::Shape(format!(
+                "a cotangent of {} values for logits {:?}",
+                u.len(),
+                self.tape.logits.dims
+            )));
+        }
+        Ok(back(program, w, None, &self.tape, u.to_vec(), None)?.0)
+    }
+
+    /// `J·v` (`N×C`).
+    pub fn jvp(&self, program: &Program, w: &Weights<T>, v: &Weights<T>) -> Result<Vec<T>> {
+        check_weights(program, v, "direction")?;
+        let mut t: Option<Vec<T>> = None;
+        for (op, step) in program.ops.iter().zip(&self.tape.steps) {
+            t = Some(rules::tangent(op, &program.param_shapes, w, v, step, t.as_deref())?);
+        }
+        t.ok_or_else(|| Error::Internal("jvp: an empty program".into()))
+    }
 }

@@ -211,3 +211,31 @@ pub(super) fn sample_grads<T: Real>(c: &NormCache<T>, dims: &[usize], gy: &[T], 
     }
     Ok((gg, gb))
 }
+
+/// `R{y}` from a kept forward pass (see [`forward`]'s tangent).
+pub(super) fn tangent<T: Real>(
+    c: &NormCache<T>,
+    dims: &[usize],
+    w: &Weights<T>,
+    v: &Weights<T>,
+    (gamma, beta): (usize, usize),
+    tx: Option<&[T]>,
+) -> Result<Vec<T>> {
+    let (channels, _, count) = sizes(dims)?;
+    let tv = |i: usize| tx.map_or(0.0, |tx| f(tx[i]));
+    let (mt, rs) = if c.batch {
+        (means(dims, count, tv), means(dims, count, |i| f(c.xhat[i]) * tv(i)))
+    } else {
+        (vec![0.0; channels], vec![0.0; channels])
+    };
+    let (g, tg, tb) = (values(w, gamma), values(v, gamma), values(v, beta));
+    let mut out = vec![T::zero(); c.xhat.len()];
+    for_each_plane(dims, |ch, r| {
+        for i in r {
+            let h = f(c.xhat[i]);
+            let dh = (tv(i) - mt[ch] - h * rs[ch]) / c.s[ch];
+            out[i] = t(tg[ch] * h + g[ch] * dh + tb[ch]);
+        }
+    });
+    Ok(out)
+}

@@ -462,3 +462,57 @@ pub(super) fn sample_param_grads<T: Real>(
 pub(super) fn has_params(op: &Op) -> bool {
     matches!(op, Op::Conv2d { .. } | Op::Linear { .. } | Op::WeightNormLinear { .. } | Op::BatchNorm { .. })
 }
+
+/// `R{y}` alone from a kept forward step (its values are not recomputed): the forward-mode half
+/// of NTK-vector products over a cached forward pass.
+pub(super) fn tangent<T: Real>(
+    op: &Op,
+    shapes: &[Vec<usize>],
+    w: &Weights<T>,
+    v: &Weights<T>,
+    step: &Step<T>,
+    tx: Option<&[T]>,
+) -> Result<Vec<T>> {
+    let Step { dims, x, cache, .. } = step;
+    let zeros = |n: usize| vec![T::zero(); n];
+    Ok(match op {
+        Op::Conv2d { weight, bias, spec } => {
+            let k = ConvKernels::new(dims, &shapes[*weight], *spec)?;
+            let ty = k.forward(x, &v[*weight], &v[*bias]);
+            match tx {
+                Some(tx) => sum(ty, k.forward(tx, &w[*weight], &zeros(shapes[*bias][0]))),
+                None => ty,
+            }
+        }
+        Op::Linear { weight, bias } => {
+            linear_tangent(x, tx, &w[*weight], &v[*weight], &v[*bias], linear_dims(dims, &shapes[*weight])?)
+        }
+        Op::WeightNormLinear { direction, gain, bias } => {
+            let Cache::WeightNorm { w: wn, u, r, .. } = cache else { return Err(internal("weight norm")) };
+            let d = linear_dims(dims, &shapes[*direction])?;
+            let twn = weight_norm_tangent(u, r, &w[*gain], &v[*direction], &v[*gain], d.1);
+            linear_tangent(x, tx, wn, &twn, &v[*bias], d)
+        }
+        Op::MaxPool2d { k } => {
+            let [n, c, h, wd] = dims4(dims, "max-pool")?;
+            match tx {
+                Some(tx) => kernels::gather_at_max(x, tx, (h, wd), *k),
+                None => zeros(n * c * (h / k) * (wd / k)),
+            }
+        }
+        Op::Relu => masked_by_input(x, tx),
+        Op::Dropout { .. } => {
+            let Cache::Mask(mask) = cache else { return Err(internal("dropout")) };
+            let plane: usize = dims[2..].iter().product();
+            match tx {
+                Some(tx) => tx.chunks(plane).zip(mask).flat_map(|(r, &m)| r.iter().map(move |&a| a * m)).collect(),
+                None => zeros(x.len()),
+            }
+        }
+        Op::Flatten => tx.map_or_else(|| zeros(x.len()), <[T]>::to_vec),
+        Op::BatchNorm { gamma, beta, .. } => {
+            let Cache::Norm(c) = cache else { return Err(internal("batch norm")) };
+            norm::tangent(c, dims, w, v, (*gamma, *beta), tx)?
+        }
+    })
+}

@@ -390,3 +390,27 @@ fn mismatched_shapes_are_errors() {
     assert!(model.program(Mode::Calibrate { batch: 0 }).is_err());
     let _ = DType::F64;
 }
+
+#[test]
+fn kept_forward_passes_give_the_same_products() {
+    // Tangent-only passes over a kept forward (the NTK's Lanczos) equal full JVPs and VJPs, in
+    // both modes (batch statistics and dropout in training).
+    for name in ["lenet-base", "dtn"] {
+        let spec = models::spec(name).unwrap();
+        let model = spec.build(2, &Device::Cpu).unwrap();
+        for mode in MODES {
+            let prog = model.program(mode).unwrap();
+            let w = program::weights::<f64>(model.params()).unwrap();
+            let mut rng = ChaCha8Rng::seed_from_u64(17);
+            let x = images(&mut rng, 3, spec.input);
+            let v = direction(&mut rng, &w);
+            let u = uniform(&mut rng, 30, -1.0, 1.0);
+            let kept = program::Forward::new(&prog, &w, &x).unwrap();
+            let err = rel_err(&kept.jvp(&prog, &w, &v).unwrap(), &program::jvp(&prog, &w, &x, &v).unwrap().tangent);
+            assert!(err < 1e-12, "{name} {mode:?}: J·v differs by {err:e}");
+            let err =
+                rel_err(&flat(&kept.vjp(&prog, &w, &u).unwrap()), &flat(&program::vjp(&prog, &w, &x, &u).unwrap()));
+            assert!(err < 1e-12, "{name} {mode:?}: Jᵀ·u differs by {err:e}");
+        }
+    }
+}
