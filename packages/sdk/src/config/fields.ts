@@ -36,3 +36,11 @@ export const dataDir = () =>
   path()
     .optional()
     .describe("Directory with one folder per dataset (mnist/…); default $GOLDPAN_DATA, else the bundled data/.");
+
+/** One of `values`. */
+export const choice = <const T extends readonly [string, ...string[]]>(values: T) =>
+  z.enum(values, { error: `must be one of ${values.join(", ")}` });
+
+/** The data directory of an analysis of a checkpoint. */
+export const checkpointDataDir = () =>
+  path().optional().describe("Data directory; default $GOLDPAN_DATA, else the one the checkpoint was trained on.");

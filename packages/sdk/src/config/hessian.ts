@@ -15,19 +15,14 @@ export const PRECISIONS = ["f32", "f64"] as const;
 /** Hutchinson's estimator draws at least this many samples (the core's `TraceConfig::min_samples`). */
 export const MIN_TRACE_SAMPLES = 10;
 
-const choice = <const T extends readonly [string, ...string[]]>(values: T) =>
-  z.enum(values, { error: `must be one of ${values.join(", ")}` });
+const { choice } = f;
 const tolerance = () =>
   z.number({ error: "must be a number" }).min(0, { error: "must be ≥ 0" });
 
 /** Which loss, at which weights, over which samples: what every Hessian call needs. */
 const setup = {
   checkpoint: f.path().describe("Checkpoint file (.safetensors) whose weights the Hessian is taken at."),
-  dataDir: z
-    .string({ error: "must be a path" })
-    .min(1, { error: "must not be empty" })
-    .optional()
-    .describe("Data directory; default $GOLDPAN_DATA, else the one the checkpoint was trained on."),
+  dataDir: f.checkpointDataDir(),
   split: choice(SPLITS).default("train").describe("Which split the samples come from."),
   samples: f.positiveInt().default(1000).describe("The loss is the mean over the first N images of the split."),
   batchSize: f.positiveInt().default(500).describe("Images per forward/backward pass (memory only; the result is the same)."),

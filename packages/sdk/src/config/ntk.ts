@@ -38,17 +38,12 @@ const bytes = () =>
       return z.NEVER;
     });
 
-const choice = <const T extends readonly [string, ...string[]]>(values: T) =>
-  z.enum(values, { error: `must be one of ${values.join(", ")}` });
+const { choice } = f;
 
 /** Which kernel of which model over which samples: what every NTK call needs. */
 const kernel = {
   checkpoint: f.path().describe("Checkpoint file (.safetensors) whose weights the kernel is taken at."),
-  dataDir: z
-    .string({ error: "must be a path" })
-    .min(1, { error: "must not be empty" })
-    .optional()
-    .describe("Data directory; default $GOLDPAN_DATA, else the one the checkpoint was trained on."),
+  dataDir: f.checkpointDataDir(),
   split: choice(SPLITS).default("train").describe("Which split the samples come from."),
   n: f.positiveInt().default(500).describe("The kernel is over the first N images of the split."),
   kernel: choice(NTK_KERNELS)
