@@ -73,7 +73,7 @@ fn main() -> goldpan_core::Result<()> {
             let mut dims = batches[0].dims.clone();
             dims[0] = n;
             let x = Act::new(batches.iter().flat_map(|b| b.data.iter().copied()).collect(), dims)?;
-            let k = ntk::ntk(&prog, &w, &x, None, kernel, method, None, usize::MAX)?;
+            let k = ntk::ntk(&prog, &w, &x, None, kernel, method, None, usize::MAX, None)?;
             let kernel_s = start.elapsed().as_secs_f64();
             let s = ntk::spectrum(&k, false, single)?;
             let seconds = start.elapsed().as_secs_f64();

@@ -239,8 +239,8 @@ export const COMMANDS: Readonly<Record<CommandName, CommandSpec>> = {
         "products. A kernel over --memory-budget is refused (exit 8) with what would fit.",
       "Prints a table on stdout (--json: the report) and writes kernel.npy, eigenvalues.npy, top_eigenvalues.npy " +
         "(float64, numpy.load reads them) and ntk.json to --out. Progress (phase) goes to stderr. Ctrl-C stops " +
-        "Lanczos after the current product and exits with 130; forming the kernel is not interrupted, a second Ctrl-C " +
-        "quits at once.",
+        "the kernel after the current layer's pass, or Lanczos after the current product, and exits with 130 (the " +
+        "dense eigendecomposition runs to its end; a second Ctrl-C quits at once).",
     ],
   },
   models: {

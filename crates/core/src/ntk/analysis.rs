@@ -187,7 +187,17 @@ fn analyse_as<T: Real>(
     if config.method != Method::Ntvp {
         on_progress(&Progress::analysis(0, start.elapsed().as_secs_f64(), "kernel"));
         let all = concat(&batches)?;
-        let k = ntk(&prog, &w, &all, None, config.kernel, config.method, Some(&selected), config.memory_budget)?;
+        let k = ntk(
+            &prog,
+            &w,
+            &all,
+            None,
+            config.kernel,
+            config.method,
+            Some(&selected),
+            config.memory_budget,
+            Some(cancel),
+        )?;
         report.shape = k.shape();
         write("kernel.npy", &k.shape(), &k.data, &mut report.files)?;
         if config.eigen {

@@ -4,6 +4,7 @@ use super::{Kernel, Method, NtkMatrix};
 use crate::error::{Error, Result};
 use crate::ops::{matmul, parallel, Real};
 use crate::program::{self, Act, LayerSignal, Op, Program, Weights};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Rows of a Gram product per parallel work item.
 const ROWS: usize = 64;
@@ -39,6 +40,14 @@ pub(super) fn mirror(out: &mut [f64], n: usize) {
     }
 }
 
+/// `E_CANCELLED` once `cancel` is set: checked between layers of each per-logit pass.
+pub(super) fn check(cancel: Option<&AtomicBool>) -> Result<()> {
+    if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+        return Err(Error::Cancelled { at: "while forming the NTK".into(), checkpoint: None });
+    }
+    Ok(())
+}
+
 /// Which parameters enter the kernel, and each one's column offset in a Jacobian row.
 pub(super) struct Columns {
     pub offset: Vec<Option<usize>>,
@@ -72,10 +81,12 @@ pub(super) fn jacobian<T: Real>(
     x: &Act<T>,
     cols: &Columns,
     keep: &dyn Fn(&Op) -> bool,
+    cancel: Option<&AtomicBool>,
 ) -> Result<(Vec<T>, usize)> {
     let n = x.n();
     let mut rows: Option<(Vec<T>, usize)> = None;
     let logits = program::logit_backprop(program, w, x, &mut |c, sig: &LayerSignal<T>| {
+        check(cancel)?;
         if !keep(sig.op) {
             return Ok(());
         }
@@ -109,9 +120,16 @@ struct Dense<T> {
 }
 
 /// The plain linear layers' signals of one set of inputs (the structured method's part).
-fn dense_signals<T: Real>(program: &Program, w: &Weights<T>, x: &Act<T>, cols: &Columns) -> Result<Vec<Dense<T>>> {
+fn dense_signals<T: Real>(
+    program: &Program,
+    w: &Weights<T>,
+    x: &Act<T>,
+    cols: &Columns,
+    cancel: Option<&AtomicBool>,
+) -> Result<Vec<Dense<T>>> {
     let mut layers: Vec<(usize, Dense<T>)> = Vec::new();
     program::logit_backprop(program, w, x, &mut |c, sig: &LayerSignal<T>| {
+        check(cancel)?;
         let Op::Linear { weight, bias } = sig.op else { return Ok(()) };
         match (cols.offset[*weight], cols.offset[*bias]) {
             (None, None) => return Ok(()),
@@ -150,6 +168,7 @@ pub(super) fn compute<T: Real>(
     kernel: Kernel,
     method: Method,
     selected: &[bool],
+    cancel: Option<&AtomicBool>,
 ) -> Result<NtkMatrix> {
     // Θ(X, X): one set of signals, and only half of each Gram.
     let sym = x2.is_none();
@@ -167,8 +186,8 @@ pub(super) fn compute<T: Real>(
     }
     let cols_all = Columns::new(program, &in_jacobian);
     let dense_cols = Columns::new(program, selected);
-    let (j1, classes) = jacobian(program, w, x1, &cols_all, &by_jacobian)?;
-    let j2_own = if sym { None } else { Some(jacobian(program, w, x2, &cols_all, &by_jacobian)?.0) };
+    let (j1, classes) = jacobian(program, w, x1, &cols_all, &by_jacobian, cancel)?;
+    let j2_own = if sym { None } else { Some(jacobian(program, w, x2, &cols_all, &by_jacobian, cancel)?.0) };
     let j2 = j2_own.as_ref().unwrap_or(&j1);
     let (rows, cols) = match kernel {
         Kernel::Trace => (n1, n2),
@@ -193,8 +212,8 @@ pub(super) fn compute<T: Real>(
         }
     }
     if structured {
-        let d1 = dense_signals(program, w, x1, &dense_cols)?;
-        let d2_own = if sym { None } else { Some(dense_signals(program, w, x2, &dense_cols)?) };
+        let d1 = dense_signals(program, w, x1, &dense_cols, cancel)?;
+        let d2_own = if sym { None } else { Some(dense_signals(program, w, x2, &dense_cols, cancel)?) };
         for (a, b) in d1.iter().zip(d2_own.as_ref().unwrap_or(&d1)) {
             add_dense(&mut out, a, b, (n1, n2, classes), kernel, sym);
         }

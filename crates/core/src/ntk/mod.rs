@@ -108,7 +108,7 @@ pub fn check_memory(kernel: Kernel, n: usize, classes: usize, width: usize, elem
 }
 
 /// The kernel `Θ(x1, x2)` (`x2 = x1` when `None`) over the parameters `selected` (all when
-/// `None`), within `budget` bytes.
+/// `None`), within `budget` bytes; `cancel` stops it with `E_CANCELLED`.
 #[allow(clippy::too_many_arguments)]
 pub fn ntk<T: Real>(
     program: &Program,
@@ -119,6 +119,7 @@ pub fn ntk<T: Real>(
     method: Method,
     selected: Option<&[bool]>,
     budget: usize,
+    cancel: Option<&std::sync::atomic::AtomicBool>,
 ) -> Result<NtkMatrix> {
     let all = vec![true; program.param_shapes.len()];
     let selected = selected.unwrap_or(&all);
@@ -132,8 +133,8 @@ pub fn ntk<T: Real>(
         check_memory(kernel, x1.n().max(n2), classes, width, elem, budget)?;
     }
     match method {
-        Method::Ntvp => operator::kernel_by_products(program, w, x1, x2.unwrap_or(x1), kernel, selected),
-        _ => kernel::compute(program, w, x1, x2, kernel, method, selected),
+        Method::Ntvp => operator::kernel_by_products(program, w, x1, x2.unwrap_or(x1), kernel, selected, cancel),
+        _ => kernel::compute(program, w, x1, x2, kernel, method, selected, cancel),
     }
 }
 

@@ -146,11 +146,13 @@ pub(super) fn kernel_by_products<T: Real>(
     x2: &Act<T>,
     kernel: Kernel,
     selected: &[bool],
+    cancel: Option<&AtomicBool>,
 ) -> Result<NtkMatrix> {
     let classes = program::jvp(program, w, x1, &w.iter().map(|p| vec![T::zero(); p.len()]).collect())?.logits.dims[1];
     let (b1, b2) = (std::slice::from_ref(x1), std::slice::from_ref(x2));
     let mut left = NtkOperator::new(program, w, b1, Kernel::Full, classes, Some(selected));
     let mut right = NtkOperator::new(program, w, b2, Kernel::Full, classes, Some(selected));
+    right.cancel = cancel;
     let (n1, n2) = (x1.n(), x2.n());
     let (rows, cols) = match kernel {
         Kernel::Trace => (n1, n2),

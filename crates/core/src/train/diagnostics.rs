@@ -98,7 +98,7 @@ pub(super) fn before_step(
         let x = program::Act::<f32>::from_tensor(&x)?;
         let prog = state.model.program(Mode::Eval)?;
         let w = program::weights::<f32>(state.model.params())?;
-        let k = ntk::ntk(&prog, &w, &x, None, ntk::Kernel::Full, ntk::Method::Structured, None, usize::MAX)?;
+        let k = ntk::ntk(&prog, &w, &x, None, ntk::Kernel::Full, ntk::Method::Structured, None, usize::MAX, None)?;
         let s = ntk::spectrum(&k, false, false)?;
         let b = ntk::block_check(&k)?;
         out.insert(

@@ -32,8 +32,8 @@ fn linear_model_kernel_is_the_input_gram_times_identity() {
     let x = Act::new(xs.clone(), vec![n, d]).unwrap();
     let dot = |i: usize, j: usize| (0..d).map(|k| xs[i * d + k] * xs[j * d + k]).sum::<f64>() + 1.0;
     for method in [Method::Jacobian, Method::Structured, Method::Ntvp] {
-        let full = ntk::ntk(&prog, &w, &x, None, Kernel::Full, method, None, BIG).unwrap();
-        let trace = ntk::ntk(&prog, &w, &x, None, Kernel::Trace, method, None, BIG).unwrap();
+        let full = ntk::ntk(&prog, &w, &x, None, Kernel::Full, method, None, BIG, None).unwrap();
+        let trace = ntk::ntk(&prog, &w, &x, None, Kernel::Trace, method, None, BIG, None).unwrap();
         for i in 0..n {
             for j in 0..n {
                 for a in 0..c {
@@ -49,7 +49,7 @@ fn linear_model_kernel_is_the_input_gram_times_identity() {
             }
         }
     }
-    let blocks = ntk::ntk(&prog, &w, &x, None, Kernel::Blocks, Method::Jacobian, None, BIG).unwrap();
+    let blocks = ntk::ntk(&prog, &w, &x, None, Kernel::Blocks, Method::Jacobian, None, BIG, None).unwrap();
     let check = ntk::block_check(&blocks).unwrap();
     for i in 0..n {
         for j in 0..n {
@@ -125,7 +125,7 @@ fn kernels_equal_finite_difference_jacobian_contractions() {
         n2: 4,
     };
     for method in [Method::Jacobian, Method::Structured, Method::Ntvp] {
-        let k = ntk::ntk(&prog, &w, &x, None, Kernel::Full, method, None, BIG).unwrap();
+        let k = ntk::ntk(&prog, &w, &x, None, Kernel::Full, method, None, BIG, None).unwrap();
         let err = max_rel(&k, &fd);
         eprintln!("{method:?} vs finite differences: {err:.2e}");
         assert!(err < 1e-7, "{method:?}: {err:e}");
@@ -144,23 +144,24 @@ fn methods_agree_on_registry_models_for_every_kernel() {
         let x2 = Act::new(uniform(&mut rng, 2 * 784, 0.0, 1.0), vec![2, 1, 28, 28]).unwrap();
         for kernel in [Kernel::Full, Kernel::Trace] {
             for x2 in [None, Some(&x2)] {
-                let reference = ntk::ntk(&prog, &w, &x1, x2, kernel, Method::Jacobian, None, BIG).unwrap();
+                let reference = ntk::ntk(&prog, &w, &x1, x2, kernel, Method::Jacobian, None, BIG, None).unwrap();
                 for method in [Method::Structured, Method::Ntvp] {
-                    let k = ntk::ntk(&prog, &w, &x1, x2, kernel, method, None, BIG).unwrap();
+                    let k = ntk::ntk(&prog, &w, &x1, x2, kernel, method, None, BIG, None).unwrap();
                     let err = max_rel(&k, &reference);
                     assert!(err < 1e-10, "{name} {kernel:?} cross={} {method:?}: {err:e}", x2.is_some());
                 }
             }
         }
         // Per-layer contributions add up to the whole kernel.
-        let whole = ntk::ntk(&prog, &w, &x1, None, Kernel::Trace, Method::Structured, None, BIG).unwrap();
+        let whole = ntk::ntk(&prog, &w, &x1, None, Kernel::Trace, Method::Structured, None, BIG, None).unwrap();
         let mut sum = vec![0.0; whole.data.len()];
         let names: Vec<String> = model.params().iter().map(|(n, _)| n.split('.').next().unwrap().to_string()).collect();
         let mut layers = names.clone();
         layers.dedup();
         for layer in &layers {
             let selected: Vec<bool> = names.iter().map(|n| n == layer).collect();
-            let part = ntk::ntk(&prog, &w, &x1, None, Kernel::Trace, Method::Structured, Some(&selected), BIG).unwrap();
+            let part =
+                ntk::ntk(&prog, &w, &x1, None, Kernel::Trace, Method::Structured, Some(&selected), BIG, None).unwrap();
             sum.iter_mut().zip(&part.data).for_each(|(s, v)| *s += v);
         }
         let err = sum.iter().zip(&whole.data).fold(0f64, |m, (a, b)| m.max((a - b).abs() / b.abs().max(1e-300)));
@@ -176,7 +177,7 @@ fn spectra_match_dense_and_matrix_free_lanczos() {
     let mut rng = ChaCha8Rng::seed_from_u64(4);
     let x = Act::new(uniform(&mut rng, 6 * 784, 0.0, 1.0), vec![6, 1, 28, 28]).unwrap();
     for kernel in [Kernel::Full, Kernel::Trace] {
-        let k = ntk::ntk(&prog, &w, &x, None, kernel, Method::Structured, None, BIG).unwrap();
+        let k = ntk::ntk(&prog, &w, &x, None, kernel, Method::Structured, None, BIG, None).unwrap();
         let s = ntk::spectrum(&k, true, false).unwrap();
         let n = k.rows;
         // Eigenpairs reconstruct the kernel.
@@ -196,21 +197,28 @@ fn spectra_match_dense_and_matrix_free_lanczos() {
 }
 
 #[test]
-fn memory_budget_is_enforced_with_a_useful_error() {
+fn memory_budget_and_cancellation_are_enforced() {
     let model = models::spec("lenet5").unwrap().build(0, &candle_core::Device::Cpu).unwrap();
     let prog = model.program(Mode::Eval).unwrap();
     let w = program::weights::<f32>(model.params()).unwrap();
     let x = Act::new(vec![0.5f32; 50 * 784], vec![50, 1, 28, 28]).unwrap();
-    let err = ntk::ntk(&prog, &w, &x, None, Kernel::Full, Method::Jacobian, None, 1 << 20).unwrap_err();
+    let err = ntk::ntk(&prog, &w, &x, None, Kernel::Full, Method::Jacobian, None, 1 << 20, None).unwrap_err();
     assert_eq!(err.code(), "E_MEMORY");
     let msg = err.to_string();
     assert!(msg.contains("trace kernel for up to") && msg.contains("ntvp"), "{msg}");
+    // A set cancel flag stops the kernel's formation, by every method.
+    let stop = std::sync::atomic::AtomicBool::new(true);
+    let small = Act::new(vec![0.5f32; 2 * 784], vec![2, 1, 28, 28]).unwrap();
+    for method in [Method::Jacobian, Method::Structured, Method::Ntvp] {
+        let err = ntk::ntk(&prog, &w, &small, None, Kernel::Trace, method, None, BIG, Some(&stop)).unwrap_err();
+        assert_eq!(err.code(), "E_CANCELLED", "{method:?}");
+    }
     // Batch statistics couple samples: no per-sample Jacobians in training mode.
     let train = models::spec("dtn").unwrap().build(0, &candle_core::Device::Cpu).unwrap();
     let tp = train.program(Mode::Train { seed: 0 }).unwrap();
     let tw = program::weights::<f32>(train.params()).unwrap();
     let tx = Act::new(vec![0.5f32; 2 * 3072], vec![2, 3, 32, 32]).unwrap();
-    let err = ntk::ntk(&tp, &tw, &tx, None, Kernel::Trace, Method::Jacobian, None, BIG).unwrap_err();
+    let err = ntk::ntk(&tp, &tw, &tx, None, Kernel::Trace, Method::Jacobian, None, BIG, None).unwrap_err();
     assert_eq!(err.code(), "E_CONFIG");
 }
 

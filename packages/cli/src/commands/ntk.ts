@@ -68,7 +68,7 @@ export async function ntkCommand(cmd: { config: Record<string, unknown>; json: b
   const config = { ...parsed, outDir: ntkOutDir(parsed.outDir, parsed.checkpoint) };
   if (!cmd.json) ctx.stderr.write(`computing the ${config.kernel} NTK of ${resolve(config.checkpoint)} → ${config.outDir}\n`);
   const reporter = analysisReporter(ctx.stderr, formatNtkAnalysis);
-  const interrupt = abortOnInterrupt(ctx.stderr, "stopping after the current kernel–vector product");
+  const interrupt = abortOnInterrupt(ctx.stderr, "stopping after the current pass");
   let report: NtkReport;
   try {
     report = await ntk(config, { signal: interrupt.signal, onProgress: (p) => reporter.update(p) });
