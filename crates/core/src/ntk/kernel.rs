@@ -160,6 +160,7 @@ fn dense_signals<T: Real>(
 
 /// `Θ(x1, x2)` as `kernel` asks, by `method` (not [`Method::Ntvp`]), over the selected
 /// parameters.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn compute<T: Real>(
     program: &Program,
     w: &Weights<T>,
