@@ -81,22 +81,13 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True  # no bench/pytorch/__pycache__ (not git-ignored)
 sys.path.insert(0, HERE)
-from hessian import load_goldpan_checkpoint, load_mnist  # noqa: E402  (same folder)
+from hessian import err_str, load_goldpan_checkpoint, load_mnist, log  # noqa: E402  (same folder)
 from lenet5 import machine_cpu_sec, torch_source  # noqa: E402
 from models import MODELS  # noqa: E402
 
 MODEL = "lenet5"
 DEFAULT_CASES = "full-500,full-2000,trace-2000,top10-10000"
 GB = 1e9
-
-
-def log(*a):
-    print(*a, file=sys.stderr, flush=True)
-
-
-def err_str(e):
-    s = f"{type(e).__name__}: {e}"
-    return s if len(s) <= 600 else s[:600] + "..."
 
 
 def mem_available():
