@@ -56,13 +56,7 @@ fn cos(a: &[f64], b: &[f64]) -> f64 {
 /// `weights + flat` (in the weights' precision).
 fn displaced<T: Real>(program: &Program, weights: &Weights<T>, flat: &[f64]) -> Result<Weights<T>> {
     let delta = program::unflatten(program, flat)?;
-    Ok(weights
-        .iter()
-        .zip(delta)
-        .map(|(w, d)| {
-            w.iter().zip(d).map(|(&w, d)| w + <T as num_traits::NumCast>::from(d).expect("f64 converts")).collect()
-        })
-        .collect())
+    Ok(weights.iter().zip(delta).map(|(w, d)| w.iter().zip(d).map(|(&w, d)| w + T::of_f64(d)).collect()).collect())
 }
 
 /// Measures [`Eq3`] at `weights`: `probe` gives `g` and `H` (with `program`), `minibatch` the
@@ -87,7 +81,7 @@ pub fn measure<T: Real>(
     let random = random_direction(seed, g.len(), alpha * g2.sqrt());
     let (_, g_random) = op.gradient_at(&displaced(program, weights, &random)?)?;
     let mini = program::gradient(minibatch_program, weights, &minibatch.x, &minibatch.loss)?;
-    let mini: Vec<f64> = program::flatten(&mini.grad).iter().map(|&v| candle_core::WithDType::to_f64(v)).collect();
+    let mini = crate::ops::widen(&program::flatten(&mini.grad));
     let diff: Vec<f64> = mini.iter().zip(&g).map(|(a, b)| a - b).collect();
     Ok(Eq3 {
         loss,

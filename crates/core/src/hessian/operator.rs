@@ -93,7 +93,7 @@ impl<'a, T: Real> DatasetHessian<'a, T> {
 /// `acc += share · flatten(w)`, in f64.
 fn add_scaled<T: Real>(acc: &mut [f64], share: f64, w: &Weights<T>) {
     for (a, &v) in acc.iter_mut().zip(w.iter().flatten()) {
-        *a += share * candle_core::WithDType::to_f64(v);
+        *a += share * v.as_f64();
     }
 }
 
@@ -103,7 +103,7 @@ impl<T: Real> SymmetricOperator for DatasetHessian<'_, T> {
     }
 
     fn apply(&mut self, v: &[f64]) -> Result<Vec<f64>> {
-        let v: Vec<T> = v.iter().map(|&a| <T as num_traits::NumCast>::from(a).expect("f64 converts")).collect();
+        let v: Vec<T> = crate::ops::narrow(v);
         let v = program::unflatten(self.program, &v)?;
         let mut hv = vec![0.0; v.iter().map(Vec::len).sum()];
         for b in self.batches {

@@ -24,7 +24,7 @@ pub(super) fn gram_into<T: Real>(out: &mut [f64], a: &[T], b: &[T], (m, n, k): (
         matmul(r, n - c0, k, &mut tmp, false, &a[lo * k..(lo + r) * k], k, 1, &b[c0 * k..], 1, k);
         for (orow, trow) in rows.chunks_mut(n).zip(tmp.chunks(n - c0)) {
             for (o, &v) in orow[c0..].iter_mut().zip(trow) {
-                *o += candle_core::WithDType::to_f64(v);
+                *o += v.as_f64();
             }
         }
     });
@@ -287,7 +287,7 @@ fn add_scaled_gram<T: Real>(
             for (j, (oc, tc)) in orow[c0..].chunks_mut(classes).zip(trow.chunks(classes)).enumerate() {
                 let scale = kx_row[c0 / classes + j];
                 for (o, &v) in oc.iter_mut().zip(tc) {
-                    *o += scale * candle_core::WithDType::to_f64(v);
+                    *o += scale * v.as_f64();
                 }
             }
         }

@@ -75,12 +75,12 @@ impl<'a, T: Real> NtkOperator<'a, T> {
         for f in &self.forwards {
             self.check_cancel()?;
             let len = f.logits().data.len();
-            let ub: Vec<T> = u[at..at + len].iter().map(|&v| cast(v)).collect();
+            let ub: Vec<T> = u[at..at + len].iter().map(|&v| T::of_f64(v)).collect();
             at += len;
             let g = f.vjp(self.program, self.weights, &ub)?;
             for ((a, g), &on) in acc.iter_mut().zip(g).zip(&self.selected) {
                 if on {
-                    a.iter_mut().zip(g).for_each(|(a, g)| *a += candle_core::WithDType::to_f64(g));
+                    a.iter_mut().zip(g).for_each(|(a, g)| *a += g.as_f64());
                 }
             }
         }
@@ -89,19 +89,15 @@ impl<'a, T: Real> NtkOperator<'a, T> {
 
     /// `J·v` for all samples, `n·C + c`.
     fn jvp(&mut self, v: &[Vec<f64>]) -> Result<Vec<f64>> {
-        let v: Weights<T> = v.iter().map(|p| p.iter().map(|&a| cast(a)).collect()).collect();
+        let v: Weights<T> = v.iter().map(|p| p.iter().map(|&a| T::of_f64(a)).collect()).collect();
         let mut out = Vec::with_capacity(self.samples() * self.classes);
         self.forwards()?;
         for f in &self.forwards {
             let t = f.jvp(self.program, self.weights, &v)?;
-            out.extend(t.iter().map(|&a| candle_core::WithDType::to_f64(a)));
+            out.extend(t.iter().map(|&a| a.as_f64()));
         }
         Ok(out)
     }
-}
-
-fn cast<T: Real>(v: f64) -> T {
-    <T as num_traits::NumCast>::from(v).expect("f64 converts")
 }
 
 impl<T: Real> SymmetricOperator for NtkOperator<'_, T> {

@@ -610,6 +610,19 @@ impl ConvKernels {
         Geometry { o: self.0.o * parts, ..self.0 }
     }
 
+    /// Output-shaped arrays (`N×O×OH×OW` each) as one `N×(parts·O)×OH×OW` array, image by
+    /// image: the output of [`ConvKernels::stacked`].
+    fn stack_outputs<T: Real>(&self, parts: &[&[T]]) -> Vec<T> {
+        let part = self.0.out_image();
+        let mut out = Vec::with_capacity(parts.len() * self.0.n * part);
+        for i in 0..self.0.n {
+            for p in parts {
+                out.extend_from_slice(&p[i * part..(i + 1) * part]);
+            }
+        }
+        out
+    }
+
     /// `conv(x, wᵢ) + bᵢ` for several kernels of this shape at once: one im2col of `x` and one
     /// GEMM with the kernels stacked.
     pub(crate) fn forward_many<T: Real>(&self, x: &[T], kernels: &[(&[T], &[T])]) -> Vec<Vec<T>> {
@@ -627,27 +640,14 @@ impl ConvKernels {
     pub(crate) fn grad_input_sum<T: Real>(&self, terms: &[(&[T], &[T])]) -> Vec<T> {
         let g = self.stacked(terms.len());
         let w: Vec<T> = terms.iter().flat_map(|t| t.1.iter().copied()).collect();
-        let part = self.0.out_image();
-        let mut dy = Vec::with_capacity(terms.len() * terms[0].0.len());
-        for i in 0..self.0.n {
-            for t in terms {
-                dy.extend_from_slice(&t.0[i * part..(i + 1) * part]);
-            }
-        }
-        grad_input(&g, &dy, &w)
+        let dys: Vec<&[T]> = terms.iter().map(|t| t.0).collect();
+        grad_input(&g, &self.stack_outputs(&dys), &w)
     }
 
     /// `(∂w, ∂b)` from `x` and each of several `∂y`: one im2col of `x` and one GEMM.
     pub(crate) fn grad_params_many<T: Real>(&self, x: &[T], dys: &[&[T]]) -> Vec<(Vec<T>, Vec<T>)> {
         let g = self.stacked(dys.len());
-        let part = self.0.out_image();
-        let mut dy = Vec::with_capacity(dys.len() * dys[0].len());
-        for i in 0..self.0.n {
-            for d in dys {
-                dy.extend_from_slice(&d[i * part..(i + 1) * part]);
-            }
-        }
-        let (dw, db) = grad_params(&g, x, &dy, None);
+        let (dw, db) = grad_params(&g, x, &self.stack_outputs(dys), None);
         let (wn, o) = (self.0.o * self.0.rows(), self.0.o);
         (0..dys.len()).map(|j| (dw[j * wn..(j + 1) * wn].to_vec(), db[j * o..(j + 1) * o].to_vec())).collect()
     }

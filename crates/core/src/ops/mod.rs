@@ -85,8 +85,28 @@ pub(crate) fn grad_enabled() -> bool {
 }
 
 /// The float types the kernels run on: `f32` and `f64`.
-pub trait Real: Float + WithDType + faer::traits::ComplexField + Pooled {}
+pub trait Real: Float + WithDType + faer::traits::ComplexField + Pooled {
+    /// This value in f64 (exact). (`to_f64` is taken twice over, by candle and num-traits.)
+    fn as_f64(self) -> f64 {
+        WithDType::to_f64(self)
+    }
+
+    /// `v` rounded to this type.
+    fn of_f64(v: f64) -> Self {
+        WithDType::from_f64(v)
+    }
+}
 impl<T: Float + WithDType + faer::traits::ComplexField + Pooled> Real for T {}
+
+/// `a` in f64.
+pub(crate) fn widen<T: Real>(a: &[T]) -> Vec<f64> {
+    a.iter().map(|&v| v.as_f64()).collect()
+}
+
+/// `a` rounded to `T`.
+pub(crate) fn narrow<T: Real>(a: &[f64]) -> Vec<T> {
+    a.iter().map(|&v| T::of_f64(v)).collect()
+}
 
 /// Types with a per-thread pool of spare buffers (an implementation detail of [`Real`]).
 #[doc(hidden)]

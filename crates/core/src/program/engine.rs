@@ -3,7 +3,7 @@
 use super::rules::{self, Step};
 use super::{Act, Loss, Op, Program, Weights};
 use crate::error::{Error, Result};
-use crate::ops::Real;
+use crate::ops::{narrow, widen, Real};
 
 /// The loss, logits and loss gradient of one batch.
 #[derive(Debug, Clone)]
@@ -83,14 +83,6 @@ fn back<T: Real>(
     Ok((grads, rgrads))
 }
 
-fn to_f64<T: Real>(a: &[T]) -> Vec<f64> {
-    a.iter().map(|v| candle_core::WithDType::to_f64(*v)).collect()
-}
-
-fn from_f64<T: Real>(a: &[f64]) -> Vec<T> {
-    a.iter().map(|&v| <T as num_traits::NumCast>::from(v).expect("f64 converts")).collect()
-}
-
 fn check_loss<T>(loss: &Loss, logits: &Act<T>) -> Result<()> {
     if logits.dims != [loss.n(), loss.classes] {
         return Err(Error::Shape(format!(
@@ -107,9 +99,9 @@ fn check_loss<T>(loss: &Loss, logits: &Act<T>) -> Result<()> {
 pub fn gradient<T: Real>(program: &Program, w: &Weights<T>, x: &Act<T>, loss: &Loss) -> Result<Gradient<T>> {
     let tape = run(program, w, None, x)?;
     check_loss(loss, &tape.logits)?;
-    let (value, gz) = loss.value_and_grad(&to_f64(&tape.logits.data));
+    let (value, gz) = loss.value_and_grad(&widen(&tape.logits.data));
     let logits = tape.logits.clone();
-    let (grad, _) = back(program, w, None, &tape, from_f64(&gz), None)?;
+    let (grad, _) = back(program, w, None, &tape, narrow(&gz), None)?;
     Ok(Gradient { loss: value, logits, grad })
 }
 
@@ -118,11 +110,11 @@ pub fn gradient<T: Real>(program: &Program, w: &Weights<T>, x: &Act<T>, loss: &L
 pub fn hvp<T: Real>(program: &Program, w: &Weights<T>, x: &Act<T>, loss: &Loss, v: &Weights<T>) -> Result<Hvp<T>> {
     let tape = run(program, w, Some(v), x)?;
     check_loss(loss, &tape.logits)?;
-    let z = to_f64(&tape.logits.data);
+    let z = widen(&tape.logits.data);
     let (value, gz) = loss.value_and_grad(&z);
-    let tz = to_f64(tape.tangent.as_deref().ok_or_else(|| Error::Internal("hvp: no logit tangent".into()))?);
+    let tz = widen(tape.tangent.as_deref().ok_or_else(|| Error::Internal("hvp: no logit tangent".into()))?);
     let rgz = loss.hessian_logits(&z, &tz);
-    let (grad, hv) = back(program, w, Some(v), &tape, from_f64(&gz), Some(from_f64(&rgz)))?;
+    let (grad, hv) = back(program, w, Some(v), &tape, narrow(&gz), Some(narrow(&rgz)))?;
     Ok(Hvp { loss: value, grad, hv: hv.expect("second-order adjoints were requested") })
 }
 
@@ -135,11 +127,7 @@ pub fn jvp<T: Real>(program: &Program, w: &Weights<T>, x: &Act<T>, v: &Weights<T
 
 /// `Jᵀ·u`: the parameter gradient of `Σ u ⊙ logits` for an `N×C` cotangent `u`.
 pub fn vjp<T: Real>(program: &Program, w: &Weights<T>, x: &Act<T>, u: &[T]) -> Result<Weights<T>> {
-    let tape = run(program, w, None, x)?;
-    if u.len() != tape.logits.data.len() {
-        return Err(Error::Shape(format!("a cotangent of {} values for logits {:?}", u.len(), tape.logits.dims)));
-    }
-    Ok(back(program, w, None, &tape, u.to_vec(), None)?.0)
+    Forward::new(program, w, x)?.vjp(program, w, u)
 }
 
 /// What a per-logit backward pass shows at one layer with parameters: its input, the cotangent

@@ -8,7 +8,7 @@
 //! - fixed statistics: `R{x̂} = R{x}/s`, `∂x = ∂x̂/s`.
 use super::Weights;
 use crate::error::{Error, Result};
-use crate::ops::Real;
+use crate::ops::{widen, Real};
 
 pub(super) struct NormCache<T> {
     xhat: Vec<T>,
@@ -17,14 +17,6 @@ pub(super) struct NormCache<T> {
     s: Vec<f64>,
     rs: Vec<f64>,
     batch: bool,
-}
-
-fn f<T: Real>(v: T) -> f64 {
-    candle_core::WithDType::to_f64(v)
-}
-
-fn t<T: Real>(v: f64) -> T {
-    <T as num_traits::NumCast>::from(v).expect("f64 converts")
 }
 
 /// `(channels, values per plane, values per channel)`.
@@ -52,10 +44,6 @@ fn means(dims: &[usize], count: usize, g: impl Fn(usize) -> f64) -> Vec<f64> {
     m
 }
 
-fn values<T: Real>(w: &Weights<T>, i: usize) -> Vec<f64> {
-    w[i].iter().map(|&v| f(v)).collect()
-}
-
 /// `y`, `R{y}` and what the backward pass needs.
 type Normalised<T> = (Vec<T>, Option<Vec<T>>, NormCache<T>);
 
@@ -74,38 +62,38 @@ pub(super) fn forward<T: Real>(
     let (mean, var) = match running {
         Some((m, v)) => (m.clone(), v.clone()),
         None => {
-            let mean = means(dims, count, |i| f(x[i]));
+            let mean = means(dims, count, |i| x[i].as_f64());
             let mut var = vec![0.0; dims[1]];
-            for_each_plane(dims, |ch, r| var[ch] += r.map(|i| (f(x[i]) - mean[ch]).powi(2)).sum::<f64>());
+            for_each_plane(dims, |ch, r| var[ch] += r.map(|i| (x[i].as_f64() - mean[ch]).powi(2)).sum::<f64>());
             var.iter_mut().for_each(|v| *v /= count as f64);
             (mean, var)
         }
     };
     let s: Vec<f64> = var.iter().map(|v| (v + eps).sqrt()).collect();
-    let (g, b) = (values(w, gamma), values(w, beta));
+    let (g, b) = (widen(&w[gamma]), widen(&w[beta]));
     let (mut xhat, mut y) = (vec![T::zero(); x.len()], vec![T::zero(); x.len()]);
     for_each_plane(dims, |ch, r| {
         for i in r {
-            let h = (f(x[i]) - mean[ch]) / s[ch];
-            xhat[i] = t(h);
-            y[i] = t(g[ch] * h + b[ch]);
+            let h = (x[i].as_f64() - mean[ch]) / s[ch];
+            xhat[i] = T::of_f64(h);
+            y[i] = T::of_f64(g[ch] * h + b[ch]);
         }
     });
     let (mut rs, mut txhat, mut ty) = (vec![0.0; dims[1]], None, None);
     if let Some(v) = v {
-        let tv = |i: usize| tx.map_or(0.0, |tx| f(tx[i]));
+        let tv = |i: usize| tx.map_or(0.0, |tx| tx[i].as_f64());
         let mt = if running.is_none() { means(dims, count, tv) } else { vec![0.0; dims[1]] };
         if running.is_none() {
-            rs = means(dims, count, |i| f(xhat[i]) * tv(i));
+            rs = means(dims, count, |i| xhat[i].as_f64() * tv(i));
         }
-        let (tg, tb) = (values(v, gamma), values(v, beta));
+        let (tg, tb) = (widen(&v[gamma]), widen(&v[beta]));
         let (mut th, mut out) = (vec![T::zero(); x.len()], vec![T::zero(); x.len()]);
         for_each_plane(dims, |ch, r| {
             for i in r {
-                let h = f(xhat[i]);
+                let h = xhat[i].as_f64();
                 let dh = (tv(i) - mt[ch] - h * rs[ch]) / s[ch];
-                th[i] = t(dh);
-                out[i] = t(tg[ch] * h + g[ch] * dh + tb[ch]);
+                th[i] = T::of_f64(dh);
+                out[i] = T::of_f64(tg[ch] * h + g[ch] * dh + tb[ch]);
             }
         });
         (txhat, ty) = (Some(th), Some(out));
@@ -128,18 +116,18 @@ pub(super) fn backward<T: Real>(
 ) -> Result<(Vec<T>, Option<Vec<T>>)> {
     let (channels, _, count) = sizes(dims)?;
     let (xhat, s) = (&c.xhat, &c.s);
-    let g = values(w, gamma);
+    let g = widen(&w[gamma]);
     // Per-channel sums Σ∂y and Σ∂y·x̂ give ∂β, ∂γ and the two means of ∂x̂ = γ·∂y.
     let (mut sum_gy, mut sum_gy_xh) = (vec![0.0; channels], vec![0.0; channels]);
     for_each_plane(dims, |ch, r| {
         for i in r {
-            sum_gy[ch] += f(gy[i]);
-            sum_gy_xh[ch] += f(gy[i]) * f(xhat[i]);
+            sum_gy[ch] += gy[i].as_f64();
+            sum_gy_xh[ch] += gy[i].as_f64() * xhat[i].as_f64();
         }
     });
     for ch in 0..channels {
-        grads[gamma][ch] += t::<T>(sum_gy_xh[ch]);
-        grads[beta][ch] += t::<T>(sum_gy[ch]);
+        grads[gamma][ch] += T::of_f64(sum_gy_xh[ch]);
+        grads[beta][ch] += T::of_f64(sum_gy[ch]);
     }
     let m = count as f64;
     let (m1, m2): (Vec<f64>, Vec<f64>) = if c.batch {
@@ -150,24 +138,24 @@ pub(super) fn backward<T: Real>(
     let mut gx = vec![T::zero(); gy.len()];
     for_each_plane(dims, |ch, r| {
         for i in r {
-            gx[i] = t((g[ch] * f(gy[i]) - m1[ch] - f(xhat[i]) * m2[ch]) / s[ch]);
+            gx[i] = T::of_f64((g[ch] * gy[i].as_f64() - m1[ch] - xhat[i].as_f64() * m2[ch]) / s[ch]);
         }
     });
 
     let (Some(v), Some(rgy), Some(rg)) = (v, rgy, rgrads) else { return Ok((gx, None)) };
     let txhat = c.txhat.as_ref().ok_or_else(|| Error::Internal("batch norm: no tangent kept".into()))?;
-    let tg = values(v, gamma);
+    let tg = widen(&v[gamma]);
     let (mut sum_r, mut sum_r_xh, mut sum_gy_th) = (vec![0.0; channels], vec![0.0; channels], vec![0.0; channels]);
     for_each_plane(dims, |ch, r| {
         for i in r {
-            sum_r[ch] += f(rgy[i]);
-            sum_r_xh[ch] += f(rgy[i]) * f(xhat[i]);
-            sum_gy_th[ch] += f(gy[i]) * f(txhat[i]);
+            sum_r[ch] += rgy[i].as_f64();
+            sum_r_xh[ch] += rgy[i].as_f64() * xhat[i].as_f64();
+            sum_gy_th[ch] += gy[i].as_f64() * txhat[i].as_f64();
         }
     });
     for ch in 0..channels {
-        rg[gamma][ch] += t::<T>(sum_r_xh[ch] + sum_gy_th[ch]);
-        rg[beta][ch] += t::<T>(sum_r[ch]);
+        rg[gamma][ch] += T::of_f64(sum_r_xh[ch] + sum_gy_th[ch]);
+        rg[beta][ch] += T::of_f64(sum_r[ch]);
     }
     let mut rgx = vec![T::zero(); gy.len()];
     if c.batch {
@@ -178,16 +166,16 @@ pub(super) fn backward<T: Real>(
             .collect();
         for_each_plane(dims, |ch, r| {
             for i in r {
-                let (h, th, d, rd) = (f(xhat[i]), f(txhat[i]), f(gy[i]), f(rgy[i]));
+                let (h, th, d, rd) = (xhat[i].as_f64(), txhat[i].as_f64(), gy[i].as_f64(), rgy[i].as_f64());
                 let a = g[ch] * d - m1[ch] - h * m2[ch];
                 let ra = tg[ch] * d + g[ch] * rd - rm1[ch] - th * m2[ch] - h * rm2[ch];
-                rgx[i] = t(ra / s[ch] - a * c.rs[ch] / (s[ch] * s[ch]));
+                rgx[i] = T::of_f64(ra / s[ch] - a * c.rs[ch] / (s[ch] * s[ch]));
             }
         });
     } else {
         for_each_plane(dims, |ch, r| {
             for i in r {
-                rgx[i] = t((tg[ch] * f(gy[i]) + g[ch] * f(rgy[i])) / s[ch]);
+                rgx[i] = T::of_f64((tg[ch] * gy[i].as_f64() + g[ch] * rgy[i].as_f64()) / s[ch]);
             }
         });
     }
@@ -206,8 +194,8 @@ pub(super) fn sample_grads<T: Real>(c: &NormCache<T>, dims: &[usize], gy: &[T], 
     let (mut gg, mut gb) = (vec![T::zero(); channels], vec![T::zero(); channels]);
     for ch in 0..channels {
         let r = (n * channels + ch) * plane..(n * channels + ch + 1) * plane;
-        gg[ch] = t(r.clone().map(|i| f(gy[i]) * f(c.xhat[i])).sum::<f64>());
-        gb[ch] = t(r.map(|i| f(gy[i])).sum::<f64>());
+        gg[ch] = T::of_f64(r.clone().map(|i| gy[i].as_f64() * c.xhat[i].as_f64()).sum::<f64>());
+        gb[ch] = T::of_f64(r.map(|i| gy[i].as_f64()).sum::<f64>());
     }
     Ok((gg, gb))
 }
@@ -222,19 +210,19 @@ pub(super) fn tangent<T: Real>(
     tx: Option<&[T]>,
 ) -> Result<Vec<T>> {
     let (channels, _, count) = sizes(dims)?;
-    let tv = |i: usize| tx.map_or(0.0, |tx| f(tx[i]));
+    let tv = |i: usize| tx.map_or(0.0, |tx| tx[i].as_f64());
     let (mt, rs) = if c.batch {
-        (means(dims, count, tv), means(dims, count, |i| f(c.xhat[i]) * tv(i)))
+        (means(dims, count, tv), means(dims, count, |i| c.xhat[i].as_f64() * tv(i)))
     } else {
         (vec![0.0; channels], vec![0.0; channels])
     };
-    let (g, tg, tb) = (values(w, gamma), values(v, gamma), values(v, beta));
+    let (g, tg, tb) = (widen(&w[gamma]), widen(&v[gamma]), widen(&v[beta]));
     let mut out = vec![T::zero(); c.xhat.len()];
     for_each_plane(dims, |ch, r| {
         for i in r {
-            let h = f(c.xhat[i]);
+            let h = c.xhat[i].as_f64();
             let dh = (tv(i) - mt[ch] - h * rs[ch]) / c.s[ch];
-            out[i] = t(tg[ch] * h + g[ch] * dh + tb[ch]);
+            out[i] = T::of_f64(tg[ch] * h + g[ch] * dh + tb[ch]);
         }
     });
     Ok(out)

@@ -10,7 +10,7 @@ use super::norm::{self, NormCache};
 use super::{Op, Weights};
 use crate::error::{Error, Result};
 use crate::ops::kernels::{self, ConvKernels};
-use crate::ops::Real;
+use crate::ops::{widen, Real};
 
 /// What an op keeps from its forward pass for the backward one.
 pub(super) struct Step<T> {
@@ -32,10 +32,6 @@ enum Cache<T> {
     Norm(NormCache<T>),
     /// Dropout: the mask per `(sample, channel)`.
     Mask(Vec<T>),
-}
-
-fn cast<T: Real>(v: f64) -> T {
-    <T as num_traits::NumCast>::from(v).expect("f64 converts to every float type")
 }
 
 fn add_into<T: Real>(dst: &mut [T], src: &[T]) {
@@ -89,9 +85,7 @@ pub(super) fn forward<T: Real>(
         }
         Op::Linear { weight, bias } => {
             let d = linear_dims(&dims, &shapes[*weight])?;
-            let y = kernels::linear::forward(&x, &w[*weight], &w[*bias], d);
-            let ty = v.map(|v| linear_tangent(&x, tx.as_deref(), &w[*weight], &v[*weight], &v[*bias], d));
-            (y, vec![d.0, d.2], ty)
+            (kernels::linear::forward(&x, &w[*weight], &w[*bias], d), vec![d.0, d.2], None)
         }
         Op::WeightNormLinear { direction, gain, bias } => {
             let d = linear_dims(&dims, &shapes[*direction])?;
@@ -104,40 +98,32 @@ pub(super) fn forward<T: Real>(
         }
         Op::MaxPool2d { k } => {
             let [n, c, h, wd] = dims4(&dims, "max-pool")?;
-            let y = kernels::max_pool_forward(&x, (h, wd), *k, false);
-            let ty = v.map(|_| match &tx {
-                Some(tx) => kernels::gather_at_max(&x, tx, (h, wd), *k),
-                None => vec![T::zero(); y.len()],
-            });
-            (y, vec![n, c, h / k, wd / k], ty)
+            (kernels::max_pool_forward(&x, (h, wd), *k, false), vec![n, c, h / k, wd / k], None)
         }
-        Op::Relu => {
-            let y = x.iter().map(|&a| if a > T::zero() { a } else { T::zero() }).collect();
-            let ty = v.map(|_| masked_by_input(&x, tx.as_deref()));
-            (y, dims.clone(), ty)
-        }
+        Op::Relu => (x.iter().map(|&a| if a > T::zero() { a } else { T::zero() }).collect(), dims.clone(), None),
         Op::Dropout { p, seed } => {
             let plane: usize = dims[2..].iter().product();
             let mask: Vec<T> =
-                crate::models::layers::keep_mask(*seed, dims[0] * dims[1], *p)?.into_iter().map(cast).collect();
-            let apply =
-                |a: &[T]| a.chunks(plane).zip(&mask).flat_map(|(r, &m)| r.iter().map(move |&a| a * m)).collect();
-            let y: Vec<T> = apply(&x);
-            let ty = v.map(|_| tx.as_deref().map_or_else(|| vec![T::zero(); y.len()], apply));
+                crate::models::layers::keep_mask(*seed, dims[0] * dims[1], *p)?.into_iter().map(T::of_f64).collect();
+            let y = x.chunks(plane).zip(&mask).flat_map(|(r, &m)| r.iter().map(move |&a| a * m)).collect();
             cache = Cache::Mask(mask);
-            (y, dims.clone(), ty)
+            (y, dims.clone(), None)
         }
-        Op::Flatten => {
-            let ty = v.map(|_| tx.clone().unwrap_or_else(|| vec![T::zero(); x.len()]));
-            (x.clone(), vec![dims[0], x.len() / dims[0].max(1)], ty)
-        }
+        Op::Flatten => (x.clone(), vec![dims[0], x.len() / dims[0].max(1)], None),
         Op::BatchNorm { gamma, beta, running, eps } => {
             let (y, ty, c) = norm::forward(&x, tx.as_deref(), &dims, w, v, (*gamma, *beta), running.as_ref(), *eps)?;
             cache = Cache::Norm(c);
             (y, dims.clone(), ty)
         }
     };
-    Ok((y, ydims, ty, Step { dims, x, tx, cache }))
+    let step = Step { dims, x, tx, cache };
+    // Conv, weight norm and batch norm made their tangent above (sharing work with `y`, or
+    // keeping parts of it for the backward pass); the rest take it from the kept step.
+    let ty = match (ty, v) {
+        (None, Some(v)) => Some(tangent(op, shapes, w, v, &step, step.tx.as_deref())?),
+        (ty, _) => ty,
+    };
+    Ok((y, ydims, ty, step))
 }
 
 /// Back through `op`: adds `∂θ` (and `R{∂θ}`) into `grads` (`rgrads`) and returns `∂x` and
@@ -206,7 +192,7 @@ pub(super) fn backward<T: Real>(
             let d = linear_dims(dims, &shapes[*direction])?;
             let (gw, rgw) =
                 linear_backward(x, tx.as_deref(), &gy, rgy.as_deref(), d, grads, rgrads.as_deref_mut(), *bias);
-            let g: Vec<f64> = w[*gain].iter().map(|a| candle_core::WithDType::to_f64(*a)).collect();
+            let g = widen(&w[*gain]);
             let (gv, gg) = weight_norm_backward(u, r, &g, &gw, d.1);
             accumulate(grads, *direction, &gv);
             accumulate(grads, *gain, &gg);
@@ -304,25 +290,21 @@ fn masked_by_input<T: Real>(x: &[T], a: Option<&[T]>) -> Vec<T> {
     }
 }
 
-fn to_f64<T: Real>(a: &[T]) -> Vec<f64> {
-    a.iter().map(|v| candle_core::WithDType::to_f64(*v)).collect()
-}
-
 fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 /// `w = g·u` with `u = v/‖v‖` per row of `v` (`cols` wide); returns `w`, `u`, `‖v‖`.
 fn weight_norm<T: Real>(v: &[T], g: &[T], cols: usize) -> (Vec<T>, Vec<f64>, Vec<f64>) {
-    let v = to_f64(v);
+    let v = widen(v);
     let mut u = Vec::with_capacity(v.len());
     let mut r = Vec::with_capacity(g.len());
     let mut w = Vec::with_capacity(v.len());
     for (row, gi) in v.chunks(cols).zip(g) {
         let norm = dot(row, row).sqrt();
-        let gi = candle_core::WithDType::to_f64(*gi);
+        let gi = gi.as_f64();
         u.extend(row.iter().map(|a| a / norm));
-        w.extend(row.iter().map(|a| cast::<T>(gi * a / norm)));
+        w.extend(row.iter().map(|a| T::of_f64(gi * a / norm)));
         r.push(norm);
     }
     (w, u, r)
@@ -336,24 +318,24 @@ fn unit_tangent(u: &[f64], r: f64, tv: &[f64]) -> Vec<f64> {
 
 /// `R{w} = R{g}·u + g·R{u}`.
 fn weight_norm_tangent<T: Real>(u: &[f64], r: &[f64], g: &[T], tv: &[T], tg: &[T], cols: usize) -> Vec<T> {
-    let tv = to_f64(tv);
+    let tv = widen(tv);
     let mut out = Vec::with_capacity(u.len());
     for (i, (ui, tvi)) in u.chunks(cols).zip(tv.chunks(cols)).enumerate() {
-        let (gi, tgi) = (candle_core::WithDType::to_f64(g[i]), candle_core::WithDType::to_f64(tg[i]));
+        let (gi, tgi) = (g[i].as_f64(), tg[i].as_f64());
         let ru = unit_tangent(ui, r[i], tvi);
-        out.extend(ui.iter().zip(&ru).map(|(a, b)| cast::<T>(tgi * a + gi * b)));
+        out.extend(ui.iter().zip(&ru).map(|(a, b)| T::of_f64(tgi * a + gi * b)));
     }
     out
 }
 
 /// `(∂v, ∂g)` from `∂w`: `∂g = ∂w·u`, `∂v = (g/‖v‖)·(∂w − u·(u·∂w))`.
 fn weight_norm_backward<T: Real>(u: &[f64], r: &[f64], g: &[f64], gw: &[T], cols: usize) -> (Vec<T>, Vec<T>) {
-    let gw = to_f64(gw);
+    let gw = widen(gw);
     let (mut gv, mut gg) = (Vec::with_capacity(gw.len()), Vec::with_capacity(g.len()));
     for (i, (ui, gwi)) in u.chunks(cols).zip(gw.chunks(cols)).enumerate() {
         let ug = dot(ui, gwi);
-        gg.push(cast(ug));
-        gv.extend(ui.iter().zip(gwi).map(|(a, b)| cast::<T>(g[i] / r[i] * (b - a * ug))));
+        gg.push(T::of_f64(ug));
+        gv.extend(ui.iter().zip(gwi).map(|(a, b)| T::of_f64(g[i] / r[i] * (b - a * ug))));
     }
     (gv, gg)
 }
@@ -370,22 +352,22 @@ fn weight_norm_backward_tangent<T: Real>(
     rgw: &[T],
     cols: usize,
 ) -> (Vec<T>, Vec<T>) {
-    let (tv, gw, rgw) = (to_f64(tv), to_f64(gw), to_f64(rgw));
+    let (tv, gw, rgw) = (widen(tv), widen(gw), widen(rgw));
     let (mut rgv, mut rgg) = (Vec::with_capacity(gw.len()), Vec::with_capacity(g.len()));
     for i in 0..g.len() {
         let row = |a: &[f64]| a[i * cols..(i + 1) * cols].to_vec();
         let (ui, tvi, gwi, rgwi) = (row(u), row(&tv), row(&gw), row(&rgw));
-        let tgi = candle_core::WithDType::to_f64(tg[i]);
+        let tgi = tg[i].as_f64();
         let ru = unit_tangent(&ui, r[i], &tvi);
         let (ug, rug, urg) = (dot(&ui, &gwi), dot(&ru, &gwi), dot(&ui, &rgwi));
-        rgg.push(cast(urg + rug));
+        rgg.push(T::of_f64(urg + rug));
         // R{g/‖v‖} = R{g}/‖v‖ − g·(u·R{v})/‖v‖²
         let rscale = tgi / r[i] - g[i] * dot(&ui, &tvi) / (r[i] * r[i]);
         let scale = g[i] / r[i];
         for k in 0..cols {
             let plain = gwi[k] - ui[k] * ug;
             let tangent = rgwi[k] - ru[k] * ug - ui[k] * (rug + urg);
-            rgv.push(cast(rscale * plain + scale * tangent));
+            rgv.push(T::of_f64(rscale * plain + scale * tangent));
         }
     }
     (rgv, rgg)
@@ -445,7 +427,7 @@ pub(super) fn sample_param_grads<T: Real>(
         Op::Linear { weight, bias } => vec![(*weight, outer(gn, xn)), (*bias, gn.to_vec())],
         Op::WeightNormLinear { direction, gain, bias } => {
             let Cache::WeightNorm { u, r, .. } = cache else { return Err(internal("weight norm")) };
-            let g: Vec<f64> = w[*gain].iter().map(|&a| candle_core::WithDType::to_f64(a)).collect();
+            let g = widen(&w[*gain]);
             let (gv, gg) = weight_norm_backward(u, r, &g, &outer(gn, xn), xn.len());
             vec![(*direction, gv), (*gain, gg), (*bias, gn.to_vec())]
         }
