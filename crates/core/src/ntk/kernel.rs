@@ -73,42 +73,6 @@ impl Columns {
     }
 }
 
-/// Per-sample Jacobian rows `∂f_c(x_n)/∂θ` (row `n·C + c`) over the selected parameters, for
-/// the layers `keep` accepts (all of them for Jacobian contraction).
-pub(super) fn jacobian<T: Real>(
-    program: &Program,
-    w: &Weights<T>,
-    x: &Act<T>,
-    cols: &Columns,
-    keep: &dyn Fn(&Op) -> bool,
-    cancel: Option<&AtomicBool>,
-) -> Result<(Vec<T>, usize)> {
-    let n = x.n();
-    let mut rows: Option<(Vec<T>, usize)> = None;
-    let logits = program::logit_backprop(program, w, x, &mut |c, sig: &LayerSignal<T>| {
-        check(cancel)?;
-        if !keep(sig.op) {
-            return Ok(());
-        }
-        let classes = sig.classes;
-        let (j, _) = rows.get_or_insert_with(|| (vec![T::zero(); n * classes * cols.width], classes));
-        // Sample s owns rows s·C … s·C + C − 1: one piece each, in parallel.
-        let failed = std::sync::Mutex::new(None);
-        parallel::for_each_piece(j, classes * cols.width, |s, rows| match sig.sample_param_grads(program, w, s) {
-            Ok(grads) => {
-                for (p, g) in grads {
-                    if let Some(off) = cols.offset[p] {
-                        rows[c * cols.width + off..][..g.len()].copy_from_slice(&g);
-                    }
-                }
-            }
-            Err(e) => *failed.lock().expect("not poisoned") = Some(e),
-        });
-        failed.into_inner().expect("not poisoned").map_or(Ok(()), Err)
-    })?;
-    Ok(rows.unwrap_or_else(|| (Vec::new(), logits.dims[1])))
-}
-
 /// A dense layer's share of the structured method: its inputs and, per logit, the cotangents
 /// of its outputs, for every sample.
 struct Dense<T> {
@@ -119,43 +83,75 @@ struct Dense<T> {
     out: usize,
 }
 
-/// The plain linear layers' signals of one set of inputs (the structured method's part).
-fn dense_signals<T: Real>(
+/// What one set of inputs contributes, from one per-logit backprop pass.
+struct Signals<T> {
+    /// Per-sample Jacobian rows `∂f_c(x_n)/∂θ` (row `n·C + c`) over the `jacobian` columns;
+    /// empty when no layer contributes any.
+    jacobian: Vec<T>,
+    classes: usize,
+    /// The plain linear layers (structured method only).
+    dense: Vec<Dense<T>>,
+}
+
+/// The per-sample Jacobian over `cols` and, when `dense_cols` is given (the structured method),
+/// the Gram factors of the linear layers selected there instead of their Jacobian columns.
+fn signals<T: Real>(
     program: &Program,
     w: &Weights<T>,
     x: &Act<T>,
     cols: &Columns,
+    dense_cols: Option<&Columns>,
     cancel: Option<&AtomicBool>,
-) -> Result<Vec<Dense<T>>> {
-    let mut layers: Vec<(usize, Dense<T>)> = Vec::new();
-    program::logit_backprop(program, w, x, &mut |c, sig: &LayerSignal<T>| {
+) -> Result<Signals<T>> {
+    let n = x.n();
+    let mut jacobian: Vec<T> = Vec::new();
+    let mut dense: Vec<(usize, Dense<T>)> = Vec::new();
+    let logits = program::logit_backprop(program, w, x, &mut |c, sig: &LayerSignal<T>| {
         check(cancel)?;
-        let Op::Linear { weight, bias } = sig.op else { return Ok(()) };
-        match (cols.offset[*weight], cols.offset[*bias]) {
-            (None, None) => return Ok(()),
-            (Some(_), Some(_)) => {}
-            _ => {
-                return Err(Error::config(
-                    "layers",
-                    "the structured method takes a linear layer's weight and bias together",
-                ))
+        if let (Some(dense_cols), Op::Linear { weight, bias }) = (dense_cols, sig.op) {
+            match (dense_cols.offset[*weight], dense_cols.offset[*bias]) {
+                (None, None) => return Ok(()),
+                (Some(_), Some(_)) => {}
+                _ => {
+                    return Err(Error::config(
+                        "layers",
+                        "the structured method takes a linear layer's weight and bias together",
+                    ))
+                }
             }
+            let pos = match dense.iter().position(|(i, _)| *i == sig.op_index) {
+                Some(p) => p,
+                None => {
+                    let (width, out) = (sig.input_dims[1], sig.grad_output.len() / n);
+                    dense.push((sig.op_index, Dense { input: sig.input.to_vec(), width, grads: Vec::new(), out }));
+                    dense.len() - 1
+                }
+            };
+            let d = &mut dense[pos].1;
+            debug_assert_eq!(d.grads.len(), c);
+            d.grads.push(sig.grad_output.to_vec());
+            return Ok(());
         }
-        let pos = match layers.iter().position(|(i, _)| *i == sig.op_index) {
-            Some(p) => p,
-            None => {
-                let width = sig.input_dims[1];
-                let out = sig.grad_output.len() / x.n();
-                layers.push((sig.op_index, Dense { input: sig.input.to_vec(), width, grads: Vec::new(), out }));
-                layers.len() - 1
+        if jacobian.is_empty() {
+            jacobian = vec![T::zero(); n * sig.classes * cols.width];
+        }
+        // Sample s owns rows s·C … s·C + C − 1: one piece each, in parallel.
+        let failed = std::sync::Mutex::new(None);
+        parallel::for_each_piece(&mut jacobian, sig.classes * cols.width, |s, rows| {
+            match sig.sample_param_grads(program, w, s) {
+                Ok(grads) => {
+                    for (p, g) in grads {
+                        if let Some(off) = cols.offset[p] {
+                            rows[c * cols.width + off..][..g.len()].copy_from_slice(&g);
+                        }
+                    }
+                }
+                Err(e) => *failed.lock().expect("not poisoned") = Some(e),
             }
-        };
-        let d = &mut layers[pos].1;
-        debug_assert_eq!(d.grads.len(), c);
-        d.grads.push(sig.grad_output.to_vec());
-        Ok(())
+        });
+        failed.into_inner().expect("not poisoned").map_or(Ok(()), Err)
     })?;
-    Ok(layers.into_iter().map(|(_, d)| d).collect())
+    Ok(Signals { jacobian, classes: logits.dims[1], dense: dense.into_iter().map(|(_, d)| d).collect() })
 }
 
 /// `Θ(x1, x2)` as `kernel` asks, by `method` (not [`Method::Ntvp`]), over the selected
@@ -178,18 +174,20 @@ pub(super) fn compute<T: Real>(
     let structured = method == Method::Structured;
     // Linear layers go through their Gram factors in the structured method; every other
     // parameter through per-sample Jacobians.
-    let by_jacobian = |op: &Op| !(structured && matches!(op, Op::Linear { .. }));
     let mut in_jacobian = selected.to_vec();
-    for op in program.ops.iter().filter(|op| !by_jacobian(op)) {
-        if let Op::Linear { weight, bias } = op {
-            (in_jacobian[*weight], in_jacobian[*bias]) = (false, false);
+    if structured {
+        for op in &program.ops {
+            if let Op::Linear { weight, bias } = op {
+                (in_jacobian[*weight], in_jacobian[*bias]) = (false, false);
+            }
         }
     }
     let cols_all = Columns::new(program, &in_jacobian);
-    let dense_cols = Columns::new(program, selected);
-    let (j1, classes) = jacobian(program, w, x1, &cols_all, &by_jacobian, cancel)?;
-    let j2_own = if sym { None } else { Some(jacobian(program, w, x2, &cols_all, &by_jacobian, cancel)?.0) };
-    let j2 = j2_own.as_ref().unwrap_or(&j1);
+    let dense_cols = structured.then(|| Columns::new(program, selected));
+    let s1 = signals(program, w, x1, &cols_all, dense_cols.as_ref(), cancel)?;
+    let s2_own = if sym { None } else { Some(signals(program, w, x2, &cols_all, dense_cols.as_ref(), cancel)?) };
+    let s2 = s2_own.as_ref().unwrap_or(&s1);
+    let (j1, j2, classes) = (&s1.jacobian, &s2.jacobian, s1.classes);
     let (rows, cols) = match kernel {
         Kernel::Trace => (n1, n2),
         Kernel::Full | Kernel::Blocks => (n1 * classes, n2 * classes),
@@ -204,20 +202,16 @@ pub(super) fn compute<T: Real>(
                     let take = |j: &[T], n: usize| -> Vec<T> {
                         (0..n).flat_map(|s| j[(s * classes + c) * width..][..width].iter().copied()).collect()
                     };
-                    let a = take(&j1, n1);
+                    let a = take(j1, n1);
                     let b = if sym { None } else { Some(take(j2, n2)) };
                     gram_into(&mut out, &a, b.as_ref().unwrap_or(&a), (n1, n2, width), sym);
                 }
             }
-            _ => gram_into(&mut out, &j1, j2, (rows, cols, width), sym),
+            _ => gram_into(&mut out, j1, j2, (rows, cols, width), sym),
         }
     }
-    if structured {
-        let d1 = dense_signals(program, w, x1, &dense_cols, cancel)?;
-        let d2_own = if sym { None } else { Some(dense_signals(program, w, x2, &dense_cols, cancel)?) };
-        for (a, b) in d1.iter().zip(d2_own.as_ref().unwrap_or(&d1)) {
-            add_dense(&mut out, a, b, (n1, n2, classes), kernel, sym);
-        }
+    for (a, b) in s1.dense.iter().zip(&s2.dense) {
+        add_dense(&mut out, a, b, (n1, n2, classes), kernel, sym);
     }
     if sym {
         mirror(&mut out, rows);
