@@ -7,6 +7,7 @@ pub mod data;
 pub mod device;
 mod error;
 pub mod hessian;
+pub mod linalg;
 pub mod models;
 pub mod ntk;
 pub mod ops;

@@ -4,6 +4,7 @@ mod data_sfda;
 mod gradients;
 mod hessian;
 mod layers;
+mod linalg;
 mod ntk;
 mod ops;
 mod program;
