@@ -2,15 +2,18 @@
 // first N MNIST training images, one run on this machine.
 //
 // goldpan: crates/core/examples/ntk_bench.rs (structured method: dense layers by Gram factors,
-// convolutions by per-sample Jacobians; faer eigenvalues; Lanczos on NTK-vector products for
-// top-k). PyTorch: bench/pytorch/ntk.py (torch.func vmap(jacrev) + J·Jᵀ + eigvalsh, the
+// convolutions by per-sample Jacobians; eigenvalues by goldpan's two-stage reduction; Lanczos on
+// NTK-vector products for top-k). PyTorch: bench/pytorch/ntk.py (torch.func vmap(jacrev) + J·Jᵀ + eigvalsh, the
 // neural-tangents way; Lanczos on torch.func vjp/jvp products for top-k).
 // Cases: full-500, full-2000 (full 10-class kernel + all eigenvalues), trace-2000 (trace kernel
 // + all eigenvalues), top10-10000 (top-10 eigenvalues of the full kernel, matrix-free).
 //
 // Usage: node bench/ntk.mjs [--cases full-500,trace-2000,top10-10000,full-2000]
 //          [--checkpoint PATH] [--threads N] [--data DIR] [--eigen-precision f32|f64]
-//          [--max-seconds S]
+//          [--max-seconds S] [--reps N]
+// --reps N runs both sides N times, alternating (goldpan, PyTorch, goldpan, …), and reports each
+// side's median run per case, with all runs' seconds in the JSON: the first run after an idle
+// spell is slower on this VM (full-500: 2.8 s vs 2.0–2.3 s for goldpan).
 // Writes bench/results/ntk-<UTC time>.json; prints a table on stdout, progress on stderr.
 
 import { spawnSync } from "node:child_process";
@@ -31,6 +34,7 @@ const { values: opts } = parseArgs({
     data: { type: "string", default: resolve(root, "..", "shared", "data") },
     "eigen-precision": { type: "string", default: "f32" },
     "max-seconds": { type: "string", default: "900" },
+    reps: { type: "string", default: "1" },
   },
   strict: true,
 });
@@ -55,14 +59,31 @@ function findPython() {
 const checkpoint = opts.checkpoint ? ["--checkpoint", opts.checkpoint] : [];
 const build = spawnSync("cargo", ["build", "--release", "-q", "-p", "goldpan-core", "--example", "ntk_bench"], { cwd: root, stdio: "inherit" });
 if (build.status !== 0) throw new Error("cargo build of the ntk_bench example failed");
-const goldpan = run(join(root, "target", "release", "examples", "ntk_bench"),
-  ["--cases", opts.cases, "--data", opts.data, "--eigen-precision", opts["eigen-precision"], ...checkpoint], "goldpan");
-const pytorch = run(findPython(), [join(here, "pytorch", "ntk.py"), "--cases", opts.cases, "--data", opts.data,
-  "--threads", threads, "--max-seconds", opts["max-seconds"], ...checkpoint], "pytorch");
+const reps = Math.max(1, Number(opts.reps));
+const goldpanRuns = [];
+const pytorchRuns = [];
+for (let rep = 0; rep < reps; rep++) {
+  goldpanRuns.push(run(join(root, "target", "release", "examples", "ntk_bench"),
+    ["--cases", opts.cases, "--data", opts.data, "--eigen-precision", opts["eigen-precision"], ...checkpoint], "goldpan"));
+  pytorchRuns.push(run(findPython(), [join(here, "pytorch", "ntk.py"), "--cases", opts.cases, "--data", opts.data,
+    "--threads", threads, "--max-seconds", opts["max-seconds"], ...checkpoint], "pytorch"));
+}
+
+/** Per case, the run with the median seconds (failed runs last), and every run's seconds. */
+function medianCases(runs) {
+  return runs[0].cases.map((first) => {
+    const all = runs.map((r) => r.cases.find((c) => c.case === first.case) ?? { error: "missing" });
+    const ok = all.filter((c) => c.seconds != null && !c.error).sort((a, b) => a.seconds - b.seconds);
+    const pick = ok.length ? ok[Math.floor((ok.length - 1) / 2)] : all[0];
+    return { ...pick, runs_s: all.map((c) => c.seconds ?? null) };
+  });
+}
+const goldpan = { ...goldpanRuns[0], cases: medianCases(goldpanRuns) };
+const pytorch = { ...pytorchRuns[0], cases: medianCases(pytorchRuns) };
 
 const s = (x) => (x == null ? "–" : `${x.toFixed(1)} s`);
 const rows = [];
-console.log(`LeNet5 NTK, ${threads} threads (PyTorch ${pytorch.torch}); goldpan eigenvalues in ${opts["eigen-precision"]}, PyTorch's in ${pytorch.eigen_dtype ?? "float64"}`);
+console.log(`LeNet5 NTK, ${threads} threads (PyTorch ${pytorch.torch}); goldpan eigenvalues in ${opts["eigen-precision"]}, PyTorch's in ${pytorch.eigen_dtype ?? "float64"}${reps > 1 ? `; median of ${reps} alternating runs` : ""}`);
 console.log("case           goldpan (kernel + eigen)      PyTorch (jacobian + contraction + eigen)        PyTorch/goldpan  top-1 goldpan / PyTorch");
 for (const g of goldpan.cases) {
   const t = pytorch.cases.find((c) => c.case === g.case) ?? {};

@@ -55,6 +55,13 @@ fn main() -> goldpan_core::Result<()> {
             .map(|idx| Act::from_tensor(&goldpan_core::train::batches::gather(&set, idx, &Device::Cpu)?.0))
             .collect()
     };
+    // Untimed warm-up, as the PyTorch side does before each case: thread pools started, code and
+    // allocator pages touched once.
+    {
+        let x = inputs(50)?.remove(0);
+        let k = ntk::ntk(&prog, &w, &x, None, Kernel::Full, method, None, usize::MAX, None)?;
+        ntk::spectrum(&k, false, single)?;
+    }
     let mut results = Vec::new();
     for case in cases.split(',') {
         let (kind, n) = case.split_once('-').expect("case like full-500");
