@@ -77,11 +77,11 @@ fn panel_qr<T: Real>(mut panel: MatMut<'_, T>) -> (Mat<T>, Mat<T>) {
     let mut v = Mat::<T>::zeros(m, w);
     let mut tau = vec![T::zero(); w];
     let mut dots = Mat::<T>::zeros(1, b);
-    for j in 0..w {
+    for (j, tj) in tau.iter_mut().enumerate() {
         let col = panel.rb_mut().col_mut(j).subrows_mut(j, m - j);
         let col = col.try_as_col_major_mut().expect("column-major panel").as_slice_mut();
-        tau[j] = reflector(col, &mut v.col_as_slice_mut(j)[j..]);
-        if tau[j] == T::zero() || j + 1 == b {
+        *tj = reflector(col, &mut v.col_as_slice_mut(j)[j..]);
+        if *tj == T::zero() || j + 1 == b {
             continue;
         }
         // The rest of the panel: P −= τ v (vᵀ P).
@@ -89,7 +89,7 @@ fn panel_qr<T: Real>(mut panel: MatMut<'_, T>) -> (Mat<T>, Mat<T>) {
         let rest = panel.rb_mut().submatrix_mut(j, j + 1, m - j, b - j - 1);
         let mut d = dots.as_mut().subcols_mut(0, b - j - 1);
         matmul(d.rb_mut(), Accum::Replace, vj.transpose(), rest.rb(), T::one(), Par::Seq);
-        matmul(rest, Accum::Add, vj, d.rb(), -tau[j], Par::Seq);
+        matmul(rest, Accum::Add, vj, d.rb(), -*tj, Par::Seq);
     }
     // T column by column: T[..i, i] = −τᵢ T[..i, ..i] (V[:, ..i]ᵀ vᵢ).
     let mut gram = Mat::<T>::zeros(w, w);

@@ -180,15 +180,9 @@ impl<T: Real> Band<T> {
             axpy(vc, &col[1..], &mut w[c + 1..]);
             w[c] = w[c] + col[0] * vc + dot(&col[1..], &v[c + 1..]);
         }
-        let mut wv = T::zero();
-        for i in 0..m {
-            w[i] = w[i] * tau;
-            wv = wv + w[i] * v[i];
-        }
-        let alpha = T::of_f64(-0.5) * tau * wv;
-        for i in 0..m {
-            w[i] = w[i] + alpha * v[i];
-        }
+        w.iter_mut().for_each(|wi| *wi *= tau);
+        let alpha = T::of_f64(-0.5) * tau * dot(w, v);
+        axpy(alpha, v, w);
         for c in 0..m {
             let (vc, wc) = (v[c], w[c]);
             let col = unsafe { self.col(s + c, s + c, m - c) };
@@ -206,11 +200,11 @@ impl<T: Real> Band<T> {
         }
         let u = &mut work[..m2];
         u.fill(T::zero());
-        for c in 0..m {
-            axpy(v[c], unsafe { self.col(s + c, r, m2) }, u);
+        for (c, &vc) in v.iter().enumerate().take(m) {
+            axpy(vc, unsafe { self.col(s + c, r, m2) }, u);
         }
-        for c in 0..m {
-            axpy(-tau * v[c], &work[..m2], unsafe { self.col(s + c, r, m2) });
+        for (c, &vc) in v.iter().enumerate().take(m) {
+            axpy(-tau * vc, &work[..m2], unsafe { self.col(s + c, r, m2) });
         }
     }
 
@@ -229,7 +223,7 @@ impl<T: Real> Band<T> {
 /// `y += a x`.
 fn axpy<T: Real>(a: T, x: &[T], y: &mut [T]) {
     for (yi, &xi) in y.iter_mut().zip(x) {
-        *yi = *yi + a * xi;
+        *yi += a * xi;
     }
 }
 
@@ -241,8 +235,8 @@ fn dot<T: Real>(x: &[T], y: &[T]) -> T {
     let (xc, yc) = (x[..n].chunks_exact(LANES), y[..n].chunks_exact(LANES));
     let (xr, yr) = (xc.remainder(), yc.remainder());
     for (xs, ys) in xc.zip(yc) {
-        for l in 0..LANES {
-            acc[l] = acc[l] + xs[l] * ys[l];
+        for ((a, &x), &y) in acc.iter_mut().zip(xs).zip(ys) {
+            *a += x * y;
         }
     }
     let tail = xr.iter().zip(yr).fold(T::zero(), |s, (&a, &b)| s + a * b);
