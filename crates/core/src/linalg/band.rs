@@ -51,8 +51,11 @@ pub(super) fn reduce_to_band<T: Real>(mut a: MatMut<'_, T>, b: usize) {
 
         // A₂₂ −= [W V] [V W]ᵀ on the lower triangle.
         let m = v.nrows();
-        let wv = Mat::<T>::from_fn(m, 2 * w, |i, j| if j < w { x[(i, j)] } else { v[(i, j - w)] });
-        let vw = Mat::<T>::from_fn(m, 2 * w, |i, j| if j < w { v[(i, j)] } else { x[(i, j - w)] });
+        let (mut wv, mut vw) = (Mat::<T>::zeros(m, 2 * w), Mat::<T>::zeros(m, 2 * w));
+        wv.as_mut().subcols_mut(0, w).copy_from(x.as_ref());
+        wv.as_mut().subcols_mut(w, w).copy_from(v.as_ref());
+        vw.as_mut().subcols_mut(0, w).copy_from(v.as_ref());
+        vw.as_mut().subcols_mut(w, w).copy_from(x.as_ref());
         tri_matmul(
             trailing,
             BlockStructure::TriangularLower,

@@ -207,14 +207,7 @@ pub fn spectrum(m: &NtkMatrix, vectors: bool, single: bool) -> Result<Spectrum> 
 /// row `j` (its transpose: equal, as kernels are mirrored exactly when computed).
 fn lower_triangle<T: crate::ops::Real>(m: &NtkMatrix) -> faer::Mat<T> {
     let n = m.rows;
-    let mut a = faer::Mat::<T>::zeros(n, n);
-    for j in 0..n {
-        let (row, col) = (&m.data[j * n..(j + 1) * n], a.col_as_slice_mut(j));
-        for i in j..n {
-            col[i] = T::of_f64(row[i]);
-        }
-    }
-    a
+    faer::Mat::<T>::from_fn(n, n, |i, j| if i >= j { T::of_f64(m.data[j * n + i]) } else { T::zero() })
 }
 
 /// Eq. 7's positive-definiteness check over the `C×C` blocks `Θ(xᵢ, xⱼ)` of a full or blocks
