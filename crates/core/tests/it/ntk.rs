@@ -187,6 +187,12 @@ fn spectra_match_dense_and_matrix_free_lanczos() {
             assert!((rebuilt - k.get(i, j)).abs() < 1e-9 * s.eigenvalues[0]);
         }
         assert!((s.eigenvalues.iter().sum::<f64>() - s.trace).abs() < 1e-9 * s.trace);
+        // Eigenvalues only: the two-stage reduction, in f64 and f32, against faer's dense ones.
+        for (single, tol) in [(false, 1e-12), (true, 1e-6)] {
+            let only = ntk::spectrum(&k, false, single).unwrap();
+            let err = only.eigenvalues.iter().zip(&s.eigenvalues).fold(0f64, |m, (a, b)| m.max((a - b).abs()));
+            assert!(err < tol * s.eigenvalues[0], "{kernel:?} single={single}: {err:e}");
+        }
         let batches = [x.clone()];
         let mut op = NtkOperator::new(&prog, &w, &batches, kernel, 10, None);
         let top = spectra::top_eigen(&mut op, &EigenConfig { k: 3, tol: 1e-10, max_iter: n, seed: 1 }).unwrap();
