@@ -30,39 +30,41 @@ pub(super) fn reduce_to_band<T: Real>(mut a: MatMut<'_, T>, b: usize) {
     let n = a.nrows();
     let par = Par::rayon(0);
     let one = T::one();
+    // The panels' tall buffers, allocated once at the first (largest) panel's size and viewed
+    // at each panel's: fresh ones per panel would each be faulted in and zeroed by the OS.
+    let rows = n.saturating_sub(b);
+    let (mut vw, mut wv) = (Mat::<T>::zeros(rows, 2 * b), Mat::<T>::zeros(rows, 2 * b));
+    let mut partials: Vec<Mat<T>> = (0..SYMM_GROUPS).map(|_| Mat::<T>::zeros(rows, b)).collect();
     let mut k = 0;
     // Rows below the band in panel `k..k + b`: `k + b..n`; fewer than two leave nothing to zero.
     while k + b + 1 < n {
         let (_, _, below, trailing) = a.rb_mut().split_at_mut(k + b, k + b);
+        let m = n - k - b;
+        let w = m.min(b);
+        // vw = [V X], wv = [X V]: V from the QR, X = A₂₂ V T, then W = X − ½ V (Tᵀ (Vᵀ X)).
+        let (mut v, mut x_of_vw) = vw.as_mut().submatrix_mut(0, 0, m, 2 * w).split_at_col_mut(w);
         // All `b` columns: when fewer rows remain, the columns past the last reflector still
         // take Qᵀ.
-        let (v, t) = panel_qr(below.subcols_mut(k, b));
-        let w = v.ncols();
-
-        // X = A₂₂ V T, then W = X − ½ V (Tᵀ (Vᵀ X)), kept in `x`.
-        let av = symmetric_times(trailing.rb(), v.as_ref());
-        let mut x = Mat::<T>::zeros(av.nrows(), w);
-        matmul(x.as_mut(), Accum::Replace, av.as_ref(), t.as_ref(), one, par);
+        let t = panel_qr(below.subcols_mut(k, b), v.rb_mut());
+        let (mut x, mut v_of_wv) = wv.as_mut().submatrix_mut(0, 0, m, 2 * w).split_at_col_mut(w);
+        let av = symmetric_times(trailing.rb(), v.rb(), &mut partials);
+        matmul(x.rb_mut(), Accum::Replace, av, t.as_ref(), one, par);
         let mut vx = Mat::<T>::zeros(w, w);
-        matmul(vx.as_mut(), Accum::Replace, v.as_ref().transpose(), x.as_ref(), one, par);
+        matmul(vx.as_mut(), Accum::Replace, v.rb().transpose(), x.rb(), one, par);
         let mut z = Mat::<T>::zeros(w, w);
         matmul(z.as_mut(), Accum::Replace, t.as_ref().transpose(), vx.as_ref(), one, par);
-        matmul(x.as_mut(), Accum::Add, v.as_ref(), z.as_ref(), T::of_f64(-0.5), par);
+        matmul(x.rb_mut(), Accum::Add, v.rb(), z.as_ref(), T::of_f64(-0.5), par);
+        v_of_wv.copy_from(v.rb());
+        x_of_vw.copy_from(x.rb());
 
         // A₂₂ −= [W V] [V W]ᵀ on the lower triangle.
-        let m = v.nrows();
-        let (mut wv, mut vw) = (Mat::<T>::zeros(m, 2 * w), Mat::<T>::zeros(m, 2 * w));
-        wv.as_mut().subcols_mut(0, w).copy_from(x.as_ref());
-        wv.as_mut().subcols_mut(w, w).copy_from(v.as_ref());
-        vw.as_mut().subcols_mut(0, w).copy_from(v.as_ref());
-        vw.as_mut().subcols_mut(w, w).copy_from(x.as_ref());
         tri_matmul(
             trailing,
             BlockStructure::TriangularLower,
             Accum::Add,
-            wv.as_ref(),
+            wv.as_ref().submatrix(0, 0, m, 2 * w),
             BlockStructure::Rectangular,
-            vw.as_ref().transpose(),
+            vw.as_ref().submatrix(0, 0, m, 2 * w).transpose(),
             BlockStructure::Rectangular,
             T::of_f64(-1.0),
             par,
@@ -72,23 +74,26 @@ pub(super) fn reduce_to_band<T: Real>(mut a: MatMut<'_, T>, b: usize) {
 }
 
 /// Householder QR of the `m×b` panel in place: leaves `R` on and above the diagonal and zeros
-/// below, and returns the reflectors `V` (`m×w`, unit lower trapezoidal, `w = min(m, b)`) and
-/// the upper triangular `T` with `H₀⋯H_{w−1} = I − V T Vᵀ` (LAPACK's `geqr2` + `larft`).
-fn panel_qr<T: Real>(mut panel: MatMut<'_, T>) -> (Mat<T>, Mat<T>) {
+/// below, writes the reflectors `V` (`m×w`, unit lower trapezoidal, `w = min(m, b)`) into `v`
+/// and returns the upper triangular `T` with `H₀⋯H_{w−1} = I − V T Vᵀ` (LAPACK's `geqr2` +
+/// `larft`).
+fn panel_qr<T: Real>(mut panel: MatMut<'_, T>, mut v: MatMut<'_, T>) -> Mat<T> {
     let (m, b) = panel.shape();
-    let w = m.min(b);
-    let mut v = Mat::<T>::zeros(m, w);
+    let w = v.ncols();
+    debug_assert_eq!(w, m.min(b));
+    v.fill(T::zero());
     let mut tau = vec![T::zero(); w];
     let mut dots = Mat::<T>::zeros(1, b);
     for (j, tj) in tau.iter_mut().enumerate() {
         let col = panel.rb_mut().col_mut(j).subrows_mut(j, m - j);
         let col = col.try_as_col_major_mut().expect("column-major panel").as_slice_mut();
-        *tj = reflector(col, &mut v.col_as_slice_mut(j)[j..]);
+        let vj = v.rb_mut().col_mut(j).subrows_mut(j, m - j);
+        *tj = reflector(col, vj.try_as_col_major_mut().expect("column-major reflectors").as_slice_mut());
         if *tj == T::zero() || j + 1 == b {
             continue;
         }
         // The rest of the panel: P −= τ v (vᵀ P).
-        let vj = v.as_ref().col(j).subrows(j, m - j).as_mat();
+        let vj = v.rb().col(j).subrows(j, m - j).as_mat();
         let rest = panel.rb_mut().submatrix_mut(j, j + 1, m - j, b - j - 1);
         let mut d = dots.as_mut().subcols_mut(0, b - j - 1);
         matmul(d.rb_mut(), Accum::Replace, vj.transpose(), rest.rb(), T::one(), Par::Seq);
@@ -96,7 +101,7 @@ fn panel_qr<T: Real>(mut panel: MatMut<'_, T>) -> (Mat<T>, Mat<T>) {
     }
     // T column by column: T[..i, i] = −τᵢ T[..i, ..i] (V[:, ..i]ᵀ vᵢ).
     let mut gram = Mat::<T>::zeros(w, w);
-    matmul(gram.as_mut(), Accum::Replace, v.as_ref().transpose(), v.as_ref(), T::one(), Par::Seq);
+    matmul(gram.as_mut(), Accum::Replace, v.rb().transpose(), v.rb(), T::one(), Par::Seq);
     let mut t = Mat::<T>::zeros(w, w);
     for i in 0..w {
         t[(i, i)] = tau[i];
@@ -105,24 +110,25 @@ fn panel_qr<T: Real>(mut panel: MatMut<'_, T>) -> (Mat<T>, Mat<T>) {
             t[(r, i)] = -tau[i] * s;
         }
     }
-    (v, t)
+    t
 }
 
 /// `A V` for the symmetric `A` given by its lower triangle, in one pass over it: each block of
 /// columns multiplies `V` both as itself and as its transpose. Each group of blocks sums into
-/// its own product, on rayon's pool (faer's, which runs the rest of the reduction).
-fn symmetric_times<T: Real>(a: MatRef<'_, T>, v: MatRef<'_, T>) -> Mat<T> {
+/// its own partial product (`partials`, at least `A`'s size), on rayon's pool (faer's, which
+/// runs the rest of the reduction); the result is the first partial.
+fn symmetric_times<'p, T: Real>(a: MatRef<'_, T>, v: MatRef<'_, T>, partials: &'p mut [Mat<T>]) -> MatRef<'p, T> {
     let (m, w) = (a.nrows(), v.ncols());
     let one = T::one();
-    let block = |x: &mut Mat<T>, j: usize| {
+    let block = |x: &mut MatMut<'_, T>, j: usize| {
         let jb = SYMM_BLOCK.min(m - j);
         let diag = a.submatrix(j, j, jb, jb);
         let diag = Mat::<T>::from_fn(jb, jb, |r, c| if r >= c { diag[(r, c)] } else { diag[(c, r)] });
-        matmul(x.as_mut().subrows_mut(j, jb), Accum::Add, diag.as_ref(), v.subrows(j, jb), one, Par::Seq);
+        matmul(x.rb_mut().subrows_mut(j, jb), Accum::Add, diag.as_ref(), v.subrows(j, jb), one, Par::Seq);
         let below = a.submatrix(j + jb, j, m - j - jb, jb);
-        matmul(x.as_mut().subrows_mut(j + jb, m - j - jb), Accum::Add, below, v.subrows(j, jb), one, Par::Seq);
+        matmul(x.rb_mut().subrows_mut(j + jb, m - j - jb), Accum::Add, below, v.subrows(j, jb), one, Par::Seq);
         matmul(
-            x.as_mut().subrows_mut(j, jb),
+            x.rb_mut().subrows_mut(j, jb),
             Accum::Add,
             below.transpose(),
             v.subrows(j + jb, m - j - jb),
@@ -130,15 +136,21 @@ fn symmetric_times<T: Real>(a: MatRef<'_, T>, v: MatRef<'_, T>) -> Mat<T> {
             Par::Seq,
         );
     };
-    let partials: Vec<Mat<T>> = (0..SYMM_GROUPS)
-        .into_par_iter()
-        .map(|g| {
-            let mut x = Mat::<T>::zeros(m, w);
-            for j in (g * SYMM_BLOCK..m).step_by(SYMM_GROUPS * SYMM_BLOCK) {
-                block(&mut x, j);
-            }
-            x
-        })
-        .collect();
-    partials.into_iter().reduce(|x, y| x + y).expect("at least one group")
+    partials[..SYMM_GROUPS].par_iter_mut().enumerate().for_each(|(g, x)| {
+        let mut x = x.as_mut().submatrix_mut(0, 0, m, w);
+        x.fill(T::zero());
+        for j in (g * SYMM_BLOCK..m).step_by(SYMM_GROUPS * SYMM_BLOCK) {
+            block(&mut x, j);
+        }
+    });
+    let (first, rest) = partials.split_at_mut(1);
+    let mut total = first[0].as_mut().submatrix_mut(0, 0, m, w);
+    for p in &rest[..SYMM_GROUPS - 1] {
+        // In group order, so that the sum does not depend on the thread count.
+        for j in 0..w {
+            let t = total.rb_mut().col_mut(j).try_as_col_major_mut().expect("column-major").as_slice_mut();
+            t.iter_mut().zip(&p.col_as_slice(j)[..m]).for_each(|(t, &q)| *t += q);
+        }
+    }
+    first[0].as_ref().submatrix(0, 0, m, w)
 }
