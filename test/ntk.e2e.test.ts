@@ -141,7 +141,7 @@ describe("goldpan ntk", () => {
     const checkpoint = await checkpointOf();
     const r = await runCli(["ntk", checkpoint, "--n", "20", "--kernel", "full", "--memory-budget", "1kB", "--out", tempDir("ntk-mem")]);
     expect(r.code).toBe(EXIT_CODES.E_MEMORY.exit);
-    expect(r.stderr).toMatch(/needs \d+ MB, over the memory budget/);
+    expect(r.stderr).toMatch(/needs \d+ [kM]B, over the memory budget of 1 kB/);
     expect(r.stderr).toContain("within this budget");
     expect(r.stderr).toContain("(E_MEMORY, exit code 8)");
   });

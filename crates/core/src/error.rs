@@ -62,7 +62,7 @@ pub enum Error {
     #[error("shape mismatch: {0}")]
     Shape(String),
 
-    #[error("{what} needs {} MB, over the memory budget of {} MB; {hint}", .needed / 1_000_000, .budget / 1_000_000)]
+    #[error("{what} needs {}, over the memory budget of {}; {hint}", size(*.needed), size(*.budget))]
     Memory { what: String, needed: usize, budget: usize, hint: String },
 
     // === Checkpoints ===
@@ -127,3 +127,12 @@ impl From<candle_core::Error> for Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A byte count for messages: MB from a megabyte up, else kB.
+fn size(bytes: usize) -> String {
+    if bytes >= 1_000_000 {
+        format!("{} MB", bytes / 1_000_000)
+    } else {
+        format!("{} kB", bytes.div_ceil(1000))
+    }
+}

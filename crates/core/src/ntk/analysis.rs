@@ -1,6 +1,6 @@
 //! NTK analysis of a checkpoint: the kernel on its first `n` images, written as `.npy`, with
 //! its spectrum (dense, or top-k matrix-free by Lanczos) and the Eq. 7 block check.
-use super::{block_check, ntk, spectrum, write_npy, Kernel, Method, NtkOperator};
+use super::{block_check, check_eigen_memory, check_memory, ntk, spectrum, write_npy, Kernel, Method, NtkOperator};
 use crate::data::{self, Split};
 use crate::error::{Error, Result};
 use crate::hessian::spectra::{self, EigenConfig};
@@ -185,6 +185,14 @@ fn analyse_as<T: Real>(
         Ok(())
     };
     if config.method != Method::Ntvp {
+        // Both budgets before anything is computed: forming the kernel (which `ntk` checks
+        // again), then its eigendecomposition, so that no minutes go into a kernel whose
+        // eigenvalues cannot fit.
+        let elem = std::mem::size_of::<T>();
+        check_memory(config.kernel, n, spec.classes, parameters, elem, config.memory_budget)?;
+        if config.eigen {
+            check_eigen_memory(config.kernel, n, spec.classes, elem, config.memory_budget)?;
+        }
         on_progress(&Progress::analysis(0, start.elapsed().as_secs_f64(), "kernel"));
         let all = concat(&batches)?;
         let k = ntk(

@@ -107,6 +107,34 @@ pub fn check_memory(kernel: Kernel, n: usize, classes: usize, width: usize, elem
     })
 }
 
+/// Refuses the eigendecomposition of an `n`-sample kernel above `budget` bytes with `E_MEMORY`:
+/// it holds the f64 kernel, a working copy in `elem`-byte values and the reduction's panels
+/// (about 12 band-widths of columns).
+pub fn check_eigen_memory(kernel: Kernel, n: usize, classes: usize, elem: usize, budget: usize) -> Result<()> {
+    let needed = |k: Kernel, n: usize| {
+        let rows = if k == Kernel::Trace { n } else { n * classes };
+        rows * rows * (8 + elem) + rows * 12 * crate::linalg::default_band(rows) * elem
+    };
+    if needed(kernel, n) <= budget {
+        return Ok(());
+    }
+    let fits = |k: Kernel| (1..=n).rev().find(|&m| needed(k, m) <= budget).unwrap_or(0);
+    let rows = if kernel == Kernel::Trace { n } else { n * classes };
+    Err(Error::Memory {
+        what: format!("the eigenvalues of the {rows}×{rows} {kernel:?} kernel (the kernel and a working copy)")
+            .to_lowercase(),
+        needed: needed(kernel, n),
+        budget,
+        hint: format!(
+            "within this budget: eigenvalues of the full kernel for up to {} samples, of the trace kernel for \
+             up to {}; without them (--no-eigen) only forming the kernel counts; or the top eigenvalues \
+             matrix-free (method ntvp), whose memory does not grow with N²",
+            fits(Kernel::Full),
+            fits(Kernel::Trace),
+        ),
+    })
+}
+
 /// The kernel `Θ(x1, x2)` (`x2 = x1` when `None`) over the parameters `selected` (all when
 /// `None`), within `budget` bytes; `cancel` stops it with `E_CANCELLED`.
 #[allow(clippy::too_many_arguments)]

@@ -212,6 +212,19 @@ fn memory_budget_and_cancellation_are_enforced() {
     assert_eq!(err.code(), "E_MEMORY");
     let msg = err.to_string();
     assert!(msg.contains("trace kernel for up to") && msg.contains("ntvp"), "{msg}");
+    // The eigendecomposition needs the kernel plus a working copy: a budget that holds the
+    // 500×500 f64 kernel alone is refused before anything is computed.
+    let kernel_only = 500 * 500 * 8;
+    let err = ntk::check_eigen_memory(Kernel::Full, 50, 10, 4, kernel_only).unwrap_err();
+    assert_eq!(err.code(), "E_MEMORY");
+    let msg = err.to_string();
+    assert!(msg.contains("without them (--no-eigen) only forming the kernel counts"), "{msg}");
+    // What it says fits does fit, and one sample more does not.
+    let fits: usize = msg.split("full kernel for up to ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+    assert!(fits > 0 && fits < 50, "{msg}");
+    ntk::check_eigen_memory(Kernel::Full, fits, 10, 4, kernel_only).unwrap();
+    assert!(ntk::check_eigen_memory(Kernel::Full, fits + 1, 10, 4, kernel_only).is_err());
+    ntk::check_eigen_memory(Kernel::Full, 50, 10, 4, 2 * kernel_only).unwrap();
     // A set cancel flag stops the kernel's formation, by every method.
     let stop = std::sync::atomic::AtomicBool::new(true);
     let small = Act::new(vec![0.5f32; 2 * 784], vec![2, 1, 28, 28]).unwrap();
