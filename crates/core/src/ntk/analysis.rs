@@ -1,6 +1,6 @@
 //! NTK analysis of a checkpoint: the kernel on its first `n` images, written as `.npy`, with
 //! its spectrum (dense, or top-k matrix-free by Lanczos) and the Eq. 7 block check.
-use super::{block_check, check_eigen_memory, check_memory, ntk, spectrum, write_npy, Kernel, Method, NtkOperator};
+use super::{block_check, check_eigen_memory, check_memory, jacobian_width, ntk, spectrum, write_npy, Kernel, Method, NtkOperator};
 use crate::data::{self, Split};
 use crate::error::{Error, Result};
 use crate::hessian::spectra::{self, EigenConfig};
@@ -189,7 +189,8 @@ fn analyse_as<T: Real>(
         // again), then its eigendecomposition, so that no minutes go into a kernel whose
         // eigenvalues cannot fit.
         let elem = std::mem::size_of::<T>();
-        check_memory(config.kernel, n, spec.classes, parameters, elem, config.memory_budget)?;
+        let width = jacobian_width(&prog, &selected, config.method, spec.classes);
+        check_memory(config.kernel, n, spec.classes, width, elem, config.memory_budget)?;
         if config.eigen {
             check_eigen_memory(config.kernel, n, spec.classes, elem, config.memory_budget)?;
         }

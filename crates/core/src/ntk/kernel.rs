@@ -48,6 +48,20 @@ pub(super) fn check(cancel: Option<&AtomicBool>) -> Result<()> {
     Ok(())
 }
 
+/// The parameters that get per-sample Jacobian columns: in the structured method linear layers
+/// go through their Gram factors instead; every other parameter through per-sample Jacobians.
+pub(super) fn in_jacobian(program: &Program, selected: &[bool], method: Method) -> Vec<bool> {
+    let mut on = selected.to_vec();
+    if method == Method::Structured {
+        for op in &program.ops {
+            if let Op::Linear { weight, bias } = op {
+                (on[*weight], on[*bias]) = (false, false);
+            }
+        }
+    }
+    on
+}
+
 /// Which parameters enter the kernel, and each one's column offset in a Jacobian row.
 pub(super) struct Columns {
     pub offset: Vec<Option<usize>>,
@@ -172,16 +186,7 @@ pub(super) fn compute<T: Real>(
     let x2 = x2.unwrap_or(x1);
     let (n1, n2) = (x1.n(), x2.n());
     let structured = method == Method::Structured;
-    // Linear layers go through their Gram factors in the structured method; every other
-    // parameter through per-sample Jacobians.
-    let mut in_jacobian = selected.to_vec();
-    if structured {
-        for op in &program.ops {
-            if let Op::Linear { weight, bias } = op {
-                (in_jacobian[*weight], in_jacobian[*bias]) = (false, false);
-            }
-        }
-    }
+    let in_jacobian = in_jacobian(program, selected, method);
     let cols_all = Columns::new(program, &in_jacobian);
     let dense_cols = structured.then(|| Columns::new(program, selected));
     let s1 = signals(program, w, x1, &cols_all, dense_cols.as_ref(), cancel)?;

@@ -25,7 +25,7 @@ pub use operator::NtkOperator;
 
 use crate::error::{Error, Result};
 use crate::ops::Real;
-use crate::program::{Act, Program, Weights};
+use crate::program::{Act, Op, Program, Weights};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,6 +84,31 @@ pub fn memory_needed(
         _ => (n1 * classes, n2 * classes),
     };
     r * c * 8 + (n1 + n2) * classes * jacobian_width * elem
+}
+
+/// Working columns per sample and logit while a kernel is formed by `method`: the per-sample
+/// Jacobian's (all selected parameters; in the structured method all but the linear layers'),
+/// plus, in the structured method, each linear layer's signals (`out` per logit, `in` per
+/// sample, spread over the logits). None for NTK-vector products.
+pub fn jacobian_width(program: &Program, selected: &[bool], method: Method, classes: usize) -> usize {
+    if method == Method::Ntvp {
+        return 0;
+    }
+    let on = kernel::in_jacobian(program, selected, method);
+    let size = |p: usize| program.param_shapes[p].iter().product::<usize>();
+    let jacobian: usize = (0..on.len()).filter(|&p| on[p]).map(size).sum();
+    let dense: usize = program
+        .ops
+        .iter()
+        .filter_map(|op| match op {
+            Op::Linear { weight, .. } if method == Method::Structured && selected[*weight] => {
+                let s = &program.param_shapes[*weight];
+                Some(s[0] + s[1].div_ceil(classes.max(1)))
+            }
+            _ => None,
+        })
+        .sum();
+    jacobian + dense
 }
 
 /// Refuses work above `budget` bytes with `E_MEMORY`, saying what would fit.
@@ -152,11 +177,10 @@ pub fn ntk<T: Real>(
     let all = vec![true; program.param_shapes.len()];
     let selected = selected.unwrap_or(&all);
     let classes = crate::program::jvp(program, w, &first(x1)?, &zeros(w))?.logits.dims[1];
-    let width =
-        program.param_shapes.iter().zip(selected).filter(|(_, &s)| s).map(|(s, _)| s.iter().product::<usize>()).sum();
+    let width = jacobian_width(program, selected, method, classes);
     let elem = std::mem::size_of::<T>();
     let n2 = x2.map_or(x1.n(), Act::n);
-    let needed = memory_needed(kernel, x1.n(), n2, classes, if method == Method::Ntvp { 0 } else { width }, elem);
+    let needed = memory_needed(kernel, x1.n(), n2, classes, width, elem);
     if needed > budget {
         check_memory(kernel, x1.n().max(n2), classes, width, elem, budget)?;
     }

@@ -212,6 +212,13 @@ fn memory_budget_and_cancellation_are_enforced() {
     assert_eq!(err.code(), "E_MEMORY");
     let msg = err.to_string();
     assert!(msg.contains("trace kernel for up to") && msg.contains("ntvp"), "{msg}");
+    // The working set counts the columns each method forms: every parameter for Jacobians;
+    // for the structured one the convolutions' 156 + 2416 and the linear layers' signals
+    // (out + ⌈in/C⌉ per layer: 120 + 26, 84 + 12, 10 + 9).
+    let all = vec![true; prog.param_shapes.len()];
+    assert_eq!(ntk::jacobian_width(&prog, &all, Method::Jacobian, 10), 44426);
+    assert_eq!(ntk::jacobian_width(&prog, &all, Method::Structured, 10), 156 + 2416 + 146 + 96 + 19);
+    assert_eq!(ntk::jacobian_width(&prog, &all, Method::Ntvp, 10), 0);
     // The eigendecomposition needs the kernel plus a working copy: a budget that holds the
     // 500×500 f64 kernel alone is refused before anything is computed.
     let kernel_only = 500 * 500 * 8;
