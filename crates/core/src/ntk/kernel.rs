@@ -2,12 +2,13 @@
 //! Jacobian contraction or by the structured method (see the module doc of [`super`]).
 use super::{Kernel, Method, NtkMatrix};
 use crate::error::{Error, Result};
-use crate::ops::{matmul, parallel, Real};
+use crate::ops::{matmul, parallel, Real, Scratch};
 use crate::program::{self, Act, LayerSignal, Op, Program, Weights};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Rows of a Gram product per parallel work item.
-const ROWS: usize = 64;
+/// Rows of a Gram product per parallel work item: large enough that the right-hand factor
+/// (`N·C × columns`, tens of megabytes) is packed for the GEMM a few dozen times, not hundreds.
+const ROWS: usize = 256;
 
 /// `out (m×n) += a (m×k) · bᵀ (n×k)`, rows in parallel, accumulated in f64. With `sym`
 /// (`a` is `b`) only the entries at or right of each row piece's diagonal are computed; the rest
@@ -20,7 +21,10 @@ pub(super) fn gram_into<T: Real>(out: &mut [f64], a: &[T], b: &[T], (m, n, k): (
         let lo = piece * ROWS;
         let r = rows.len() / n;
         let c0 = if sym { lo } else { 0 };
-        let mut tmp = vec![T::zero(); r * (n - c0)];
+        // A reused buffer (the GEMM overwrites it): a fresh one per piece would be faulted in
+        // and zeroed by the OS each time, most of the time at N·C = 20,000.
+        let mut tmp = Scratch::take();
+        tmp.resize(r * (n - c0), T::zero());
         matmul(r, n - c0, k, &mut tmp, false, &a[lo * k..(lo + r) * k], k, 1, &b[c0 * k..], 1, k);
         for (orow, trow) in rows.chunks_mut(n).zip(tmp.chunks(n - c0)) {
             for (o, &v) in orow[c0..].iter_mut().zip(trow) {
@@ -279,7 +283,10 @@ fn add_scaled_gram<T: Real>(
         let r = rows.len() / n;
         // Symmetric: from the first whole (j, ·) block at or right of the diagonal.
         let c0 = if sym { (lo / classes) * classes } else { 0 };
-        let mut tmp = vec![T::zero(); r * (n - c0)];
+        // A reused buffer (the GEMM overwrites it): a fresh one per piece would be faulted in
+        // and zeroed by the OS each time, most of the time at N·C = 20,000.
+        let mut tmp = Scratch::take();
+        tmp.resize(r * (n - c0), T::zero());
         matmul(r, n - c0, k, &mut tmp, false, &ga[lo * k..(lo + r) * k], k, 1, &gb[c0 * k..], 1, k);
         for (i, (orow, trow)) in rows.chunks_mut(n).zip(tmp.chunks(n - c0)).enumerate() {
             let kx_row = &kx[((lo + i) / classes) * n2..][..n2];
