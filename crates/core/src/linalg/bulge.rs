@@ -1,5 +1,5 @@
 //! Stage 2: a symmetric band matrix to tridiagonal form by Householder bulge chasing
-//! (the sweep of LAPACK's `sb2st` kernels, sequential).
+//! (the sweep of LAPACK's `sb2st` kernels), sweeps pipelined across threads.
 //!
 //! Sweep `j` zeroes column `j` below its subdiagonal with one reflector, applied from both
 //! sides to the next diagonal block. Applying it from the right to the block below fills a
@@ -21,7 +21,7 @@ pub(super) struct Band<T> {
     n: usize,
     b: usize,
     ld: usize,
-    /// `len` entries, owned (from a leaked `Vec`, freed on drop); shared by the sweeps.
+    /// `len` entries, owned (from a leaked boxed slice, freed on drop); shared by the sweeps.
     data: *mut T,
     len: usize,
 }
@@ -32,7 +32,8 @@ unsafe impl<T: Send> Send for Band<T> {}
 
 impl<T> Drop for Band<T> {
     fn drop(&mut self) {
-        // SAFETY: `data`/`len` came from `Vec::leak` with capacity `len`.
+        // SAFETY: `data`/`len` came from `Box::leak` of a boxed slice of `len` entries, whose
+        // allocation is a `Vec`'s of capacity `len`.
         drop(unsafe { Vec::from_raw_parts(self.data, self.len, self.len) });
     }
 }
