@@ -44,6 +44,15 @@ impl<T> Drop for Band<T> {
 #[repr(align(128))]
 struct Progress(AtomicUsize);
 
+/// Sets a sweep's [`Progress`] to finished when dropped.
+struct Finished<'a>(&'a Progress);
+
+impl Drop for Finished<'_> {
+    fn drop(&mut self) {
+        self.0 .0.store(usize::MAX, Ordering::Release);
+    }
+}
+
 /// One thread's reflectors and scratch.
 struct Buffers<T> {
     v: Vec<T>,
@@ -122,6 +131,9 @@ impl<T: Real> Band<T> {
     /// Sweep `j`: zero column `j` below the subdiagonal and chase the bulge off the band.
     unsafe fn sweep(&self, j: usize, done: &[Progress], buf: &mut Buffers<T>) {
         let (n, b) = (self.n, self.b);
+        // Marks the sweep finished however it ends, so that a panic here propagates out of the
+        // thread scope instead of leaving the next sweep waiting forever.
+        let _finished = Finished(&done[j]);
         let wait = |step: usize| {
             if j > 0 {
                 let mut spins = 0u32;
@@ -164,7 +176,6 @@ impl<T: Real> Band<T> {
             step += 1;
             done[j].0.store(step, Ordering::Release);
         }
-        done[j].0.store(usize::MAX, Ordering::Release);
     }
 
     /// `D ← H D H` for the diagonal block `D` at rows/columns `s..s + m` and `H = I − τ v vᵀ`:
@@ -254,7 +265,11 @@ mod tests {
         let mut seed = 9u64;
         let a = faer::Mat::<f64>::from_fn(n, n, |i, j| {
             seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            if i >= j && i - j <= b { (seed >> 11) as f64 / (1u64 << 53) as f64 - 0.5 } else { 0.0 }
+            if i >= j && i - j <= b {
+                (seed >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+            } else {
+                0.0
+            }
         });
         let run = |threads| Band::from_lower(a.as_ref(), b).tridiagonalise(threads);
         let one = run(1);

@@ -1,6 +1,9 @@
 //! NTK analysis of a checkpoint: the kernel on its first `n` images, written as `.npy`, with
 //! its spectrum (dense, or top-k matrix-free by Lanczos) and the Eq. 7 block check.
-use super::{block_check, check_eigen_memory, check_memory, jacobian_width, ntk, spectrum, write_npy, Kernel, Method, NtkOperator};
+use super::{
+    block_check, check_eigen_memory, check_memory, jacobian_width, ntk, spectrum, write_npy, Kernel, Method,
+    NtkOperator,
+};
 use crate::data::{self, Split};
 use crate::error::{Error, Result};
 use crate::hessian::spectra::{self, EigenConfig};

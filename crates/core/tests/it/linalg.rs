@@ -137,12 +137,24 @@ fn tridiagonal_eigenvalues_match_dense_on_random_graded_and_split_matrices() {
     let n = 300;
     let cases: Vec<(Vec<f64>, Vec<f64>)> = vec![
         // Random entries.
-        ((0..n).map(|_| rng.random_range(-1.0..1.0)).collect(), (0..n - 1).map(|_| rng.random_range(-1.0..1.0)).collect()),
+        (
+            (0..n).map(|_| rng.random_range(-1.0..1.0)).collect(),
+            (0..n - 1).map(|_| rng.random_range(-1.0..1.0)).collect(),
+        ),
         // Graded down (QR from the bottom) and up (QL from the top) over 12 orders of magnitude.
-        ((0..n).map(|i| 10f64.powf(-12.0 * i as f64 / n as f64)).collect(), (0..n - 1).map(|i| 0.3 * 10f64.powf(-12.0 * i as f64 / n as f64)).collect()),
-        ((0..n).map(|i| 10f64.powf(-12.0 * (n - i) as f64 / n as f64)).collect(), (0..n - 1).map(|i| 0.3 * 10f64.powf(-12.0 * (n - i) as f64 / n as f64)).collect()),
+        (
+            (0..n).map(|i| 10f64.powf(-12.0 * i as f64 / n as f64)).collect(),
+            (0..n - 1).map(|i| 0.3 * 10f64.powf(-12.0 * i as f64 / n as f64)).collect(),
+        ),
+        (
+            (0..n).map(|i| 10f64.powf(-12.0 * (n - i) as f64 / n as f64)).collect(),
+            (0..n - 1).map(|i| 0.3 * 10f64.powf(-12.0 * (n - i) as f64 / n as f64)).collect(),
+        ),
         // Exact splits into blocks of 1, 2 and more; huge entries that need scaling.
-        ((0..n).map(|i| (i % 7) as f64 * 1e200).collect(), (0..n - 1).map(|i| if i % 5 == 0 { 0.0 } else { 1e200 }).collect()),
+        (
+            (0..n).map(|i| (i % 7) as f64 * 1e200).collect(),
+            (0..n - 1).map(|i| if i % 5 == 0 { 0.0 } else { 1e200 }).collect(),
+        ),
     ];
     for (k, (d, e)) in cases.iter().enumerate() {
         let t = Mat::<f64>::from_fn(n, n, |i, j| match (i as i64 - j as i64).abs() {
