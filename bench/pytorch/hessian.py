@@ -651,15 +651,21 @@ def eigen_case(torch, nn, args, name):
     return out
 
 
-def main(argv):
-    args = parse_args(argv)
+def import_torch(threads):
+    """torch and torch.nn, on `threads` threads (OpenMP and MKL too, unless the caller set them)."""
     # torch reads these at import; bench/run.mjs sets them too. Do not override the caller's.
-    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
-    os.environ.setdefault("MKL_NUM_THREADS", str(args.threads))
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    os.environ.setdefault("MKL_NUM_THREADS", str(threads))
     import torch
     from torch import nn
 
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(threads)
+    return torch, nn
+
+
+def main(argv):
+    args = parse_args(argv)
+    torch, nn = import_torch(args.threads)
     log(f"torch {torch.__version__}, {torch.get_num_threads()} threads, models {args.models}")
     cases, eigen = [], []
     for name in args.models:

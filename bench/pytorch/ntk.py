@@ -81,7 +81,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True  # no bench/pytorch/__pycache__ (not git-ignored)
 sys.path.insert(0, HERE)
-from hessian import err_str, load_goldpan_checkpoint, load_mnist, log  # noqa: E402  (same folder)
+from hessian import err_str, import_torch, load_goldpan_checkpoint, load_mnist, log  # noqa: E402  (same folder)
 from lenet5 import machine_cpu_sec, torch_source  # noqa: E402
 from models import MODELS  # noqa: E402
 
@@ -391,16 +391,11 @@ def run_lanczos(torch, model, params, x, case, args, clock, n_params, classes):
 
 def run_case(args, case, report):
     """One case, in whichever process; returns its JSON entry (errors included)."""
-    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
-    os.environ.setdefault("MKL_NUM_THREADS", str(args.threads))
     import warnings
 
     # torch.func's jvp scripts a helper on first use; torch 2.15 warns that jit is deprecated.
     warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*deprecated")
-    import torch
-    from torch import nn
-
-    torch.set_num_threads(args.threads)
+    torch, nn = import_torch(args.threads)
     kernel = "trace" if case["kind"] == "trace" else "full"
     n = case["n"]
     entry = {"case": case["case"], "n": n, "kernel": kernel,
@@ -506,13 +501,7 @@ def run_case_in_child(args, case, setup_limit=300.0):
 
 def main(argv):
     args = parse_args(argv)
-    # torch reads these at import; bench/run.mjs sets them too. Do not override the caller's.
-    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
-    os.environ.setdefault("MKL_NUM_THREADS", str(args.threads))
-    import torch
-    from torch import nn
-
-    torch.set_num_threads(args.threads)
+    torch, nn = import_torch(args.threads)
     _, _, _, n_params, ck = build_model(torch, nn, args)  # checks the checkpoint up front
     log(f"torch {torch.__version__}, {torch.get_num_threads()} threads, lenet5 ({n_params} "
         f"params), cases {[c['case'] + ' N=' + str(c['n']) for c in args.case_list]}")
