@@ -79,11 +79,22 @@ pub fn memory_needed(
     jacobian_width: usize,
     elem: usize,
 ) -> usize {
-    let (r, c) = match kernel {
-        Kernel::Trace => (n1, n2),
-        _ => (n1 * classes, n2 * classes),
-    };
-    r * c * 8 + (n1 + n2) * classes * jacobian_width * elem
+    kernel_rows(kernel, n1, classes) * kernel_rows(kernel, n2, classes) * 8
+        + (n1 + n2) * classes * jacobian_width * elem
+}
+
+/// Rows of the `kernel` of `n` samples: one per sample for the trace kernel, else one per logit.
+fn kernel_rows(kernel: Kernel, n: usize, classes: usize) -> usize {
+    if kernel == Kernel::Trace {
+        n
+    } else {
+        n * classes
+    }
+}
+
+/// The most samples, at most `n`, whose `needed(samples)` bytes fit in `budget` (0 if none).
+fn most_samples_within(n: usize, budget: usize, needed: impl Fn(usize) -> usize) -> usize {
+    (1..=n).rev().find(|&m| needed(m) <= budget).unwrap_or(0)
 }
 
 /// Working columns per sample and logit while a kernel is formed by `method`: the per-sample
@@ -94,9 +105,7 @@ pub fn jacobian_width(program: &Program, selected: &[bool], method: Method, clas
     if method == Method::Ntvp {
         return 0;
     }
-    let on = kernel::in_jacobian(program, selected, method);
-    let size = |p: usize| program.param_shapes[p].iter().product::<usize>();
-    let jacobian: usize = (0..on.len()).filter(|&p| on[p]).map(size).sum();
+    let jacobian = kernel::Columns::new(program, &kernel::in_jacobian(program, selected, method)).width;
     let dense: usize = program
         .ops
         .iter()
@@ -117,7 +126,7 @@ pub fn check_memory(kernel: Kernel, n: usize, classes: usize, width: usize, elem
     if needed <= budget {
         return Ok(());
     }
-    let fits = |k: Kernel| (1..=n).rev().find(|&m| memory_needed(k, m, m, classes, width, elem) <= budget).unwrap_or(0);
+    let fits = |k: Kernel| most_samples_within(n, budget, |m| memory_needed(k, m, m, classes, width, elem));
     Err(Error::Memory {
         what: format!("the {kernel:?} kernel of {n} samples × {classes} logits ({width} Jacobian columns)")
             .to_lowercase(),
@@ -137,14 +146,14 @@ pub fn check_memory(kernel: Kernel, n: usize, classes: usize, width: usize, elem
 /// (about 12 band-widths of columns).
 pub fn check_eigen_memory(kernel: Kernel, n: usize, classes: usize, elem: usize, budget: usize) -> Result<()> {
     let needed = |k: Kernel, n: usize| {
-        let rows = if k == Kernel::Trace { n } else { n * classes };
+        let rows = kernel_rows(k, n, classes);
         rows * rows * (8 + elem) + rows * 12 * crate::linalg::default_band(rows) * elem
     };
     if needed(kernel, n) <= budget {
         return Ok(());
     }
-    let fits = |k: Kernel| (1..=n).rev().find(|&m| needed(k, m) <= budget).unwrap_or(0);
-    let rows = if kernel == Kernel::Trace { n } else { n * classes };
+    let fits = |k: Kernel| most_samples_within(n, budget, |m| needed(k, m));
+    let rows = kernel_rows(kernel, n, classes);
     Err(Error::Memory {
         what: format!("the eigenvalues of the {rows}×{rows} {kernel:?} kernel (the kernel and a working copy)")
             .to_lowercase(),
@@ -223,12 +232,10 @@ pub fn spectrum(m: &NtkMatrix, vectors: bool, single: bool) -> Result<Spectrum> 
         return Err(Error::Shape(format!("a {}×{} cross-kernel has no eigendecomposition", m.rows, m.cols)));
     }
     let n = m.rows;
-    // The symmetric part; the eigenvalue solvers read its lower triangle only.
-    let lower = |i: usize, j: usize| if i >= j { 0.5 * (m.get(i, j) + m.get(j, i)) } else { 0.0 };
     let mut values: Vec<f64>;
     let mut eigenvectors = None;
     if vectors {
-        let a = faer::Mat::<f64>::from_fn(n, n, lower);
+        let a = symmetric_part::<f64>(m);
         // The O(n³) step: on every core (rayon's pool; nothing else runs meanwhile).
         faer::set_global_parallelism(faer::Par::rayon(0));
         let evd = a
@@ -244,9 +251,9 @@ pub fn spectrum(m: &NtkMatrix, vectors: bool, single: bool) -> Result<Spectrum> 
     } else if single {
         // Single precision halves the memory traffic and doubles the GEMM rate of the band
         // reduction; eigenvalues carry an absolute error of about 1e-7·λ_max.
-        values = crate::linalg::symmetric_eigenvalues(lower_triangle::<f32>(m), crate::linalg::default_band(n))?;
+        values = crate::linalg::symmetric_eigenvalues(symmetric_part::<f32>(m), crate::linalg::default_band(n))?;
     } else {
-        values = crate::linalg::symmetric_eigenvalues(lower_triangle::<f64>(m), crate::linalg::default_band(n))?;
+        values = crate::linalg::symmetric_eigenvalues(symmetric_part::<f64>(m), crate::linalg::default_band(n))?;
     }
     values.sort_by(|a, b| b.total_cmp(a));
     let trace = (0..n).map(|i| m.get(i, i)).sum();
@@ -255,11 +262,23 @@ pub fn spectrum(m: &NtkMatrix, vectors: bool, single: bool) -> Result<Spectrum> 
     Ok(Spectrum { eigenvalues: values, trace, condition, eigenvectors })
 }
 
-/// The lower triangle of a square kernel as a column-major matrix, column `j` copied from
-/// row `j` (its transpose: equal, as kernels are mirrored exactly when computed).
-fn lower_triangle<T: crate::ops::Real>(m: &NtkMatrix) -> faer::Mat<T> {
+/// The lower triangle of a square kernel's symmetric part `(K + Kᵀ)/2` in `T` (what the
+/// eigensolvers read; a kernel of one set is mirrored exactly, so this is `K` itself). Built
+/// in square tiles, so that reading `Kᵀ` from the row-major kernel stays in cache.
+fn symmetric_part<T: crate::ops::Real>(m: &NtkMatrix) -> faer::Mat<T> {
+    const TILE: usize = 64;
     let n = m.rows;
-    faer::Mat::<T>::from_fn(n, n, |i, j| if i >= j { T::of_f64(m.data[j * n + i]) } else { T::zero() })
+    let mut a = faer::Mat::<T>::zeros(n, n);
+    for j0 in (0..n).step_by(TILE) {
+        for i0 in (j0..n).step_by(TILE) {
+            for j in j0..(j0 + TILE).min(n) {
+                for i in i0.max(j)..(i0 + TILE).min(n) {
+                    a[(i, j)] = T::of_f64(0.5 * (m.data[i * n + j] + m.data[j * n + i]));
+                }
+            }
+        }
+    }
+    a
 }
 
 /// Eq. 7's positive-definiteness check over the `C×C` blocks `Θ(xᵢ, xⱼ)` of a full or blocks
