@@ -6,6 +6,7 @@
 import type { Writable } from "node:stream";
 import cliProgress from "cli-progress";
 import type { Progress } from "@goldpan/sdk";
+import { abortOnInterrupt } from "./interrupt.js";
 
 export interface ProgressReporter {
   update(p: Progress): void;
@@ -191,4 +192,22 @@ export function analysisReporter(stream: NodeJS.WriteStream | Writable, format: 
       drawn = false;
     },
   };
+}
+
+/** Runs one analysis call with its {@link analysisReporter} on `stderr` and Ctrl-C aborting it
+ * (`onInterrupt` says what the first one does), tearing both down however the call ends. */
+export async function runAnalysis<R>(
+  stderr: NodeJS.WriteStream | Writable,
+  onInterrupt: string,
+  format: ((p: Progress) => string) | undefined,
+  call: (opts: { signal: AbortSignal; onProgress: (p: Progress) => void }) => Promise<R>,
+): Promise<R> {
+  const reporter = analysisReporter(stderr, format);
+  const interrupt = abortOnInterrupt(stderr, onInterrupt);
+  try {
+    return await call({ signal: interrupt.signal, onProgress: (p) => reporter.update(p) });
+  } finally {
+    reporter.stop();
+    interrupt.dispose();
+  }
 }

@@ -5,8 +5,7 @@ import { dirname, join, resolve } from "node:path";
 import { hessian, parseHessianConfig, type HessianReport } from "@goldpan/sdk";
 import { HESSIAN_TOP_K } from "../args.js";
 import { jsonLine, type Context } from "../context.js";
-import { abortOnInterrupt } from "../interrupt.js";
-import { analysisReporter } from "../progress.js";
+import { runAnalysis } from "../progress.js";
 
 /** `--out`: a `.json` file as given, else a directory holding `hessian.json`; by default the
  * checkpoint's directory. */
@@ -53,15 +52,7 @@ export async function hessianCommand(cmd: { config: Record<string, unknown>; out
   const config = parseHessianConfig({ topK: HESSIAN_TOP_K, ...cmd.config });
   const path = reportPath(cmd.out, config.checkpoint);
   if (!cmd.json) ctx.stderr.write(`analysing the Hessian of ${resolve(config.checkpoint)} → ${path}\n`);
-  const reporter = analysisReporter(ctx.stderr);
-  const interrupt = abortOnInterrupt(ctx.stderr, "stopping after the current Hessian–vector product");
-  let report: HessianReport;
-  try {
-    report = await hessian(config, { signal: interrupt.signal, onProgress: (p) => reporter.update(p) });
-  } finally {
-    reporter.stop();
-    interrupt.dispose();
-  }
+  const report = await runAnalysis(ctx.stderr, "stopping after the current Hessian–vector product", undefined, (opts) => hessian(config, opts));
   const { progressEvents: _events, ...result } = report;
   await mkdir(dirname(path), { recursive: true });
   await writeFile(path, `${JSON.stringify({ ...result, config: { ...config, checkpoint: resolve(config.checkpoint) } }, null, 2)}\n`);

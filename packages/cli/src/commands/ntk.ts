@@ -3,8 +3,7 @@
 import { dirname, join, resolve } from "node:path";
 import { ntk, parseNtkConfig, type NtkConfig, type NtkReport } from "@goldpan/sdk";
 import { jsonLine, type Context } from "../context.js";
-import { abortOnInterrupt } from "../interrupt.js";
-import { analysisReporter, formatNtkAnalysis } from "../progress.js";
+import { formatNtkAnalysis, runAnalysis } from "../progress.js";
 
 /** `--out` as given, else `ntk/` beside the checkpoint. */
 export function ntkOutDir(out: string | undefined, checkpoint: string): string {
@@ -67,15 +66,7 @@ export async function ntkCommand(cmd: { config: Record<string, unknown>; json: b
   const parsed = parseNtkConfig(cmd.config);
   const config = { ...parsed, outDir: ntkOutDir(parsed.outDir, parsed.checkpoint) };
   if (!cmd.json) ctx.stderr.write(`computing the ${config.kernel} NTK of ${resolve(config.checkpoint)} → ${config.outDir}\n`);
-  const reporter = analysisReporter(ctx.stderr, formatNtkAnalysis);
-  const interrupt = abortOnInterrupt(ctx.stderr, "stopping after the current pass");
-  let report: NtkReport;
-  try {
-    report = await ntk(config, { signal: interrupt.signal, onProgress: (p) => reporter.update(p) });
-  } finally {
-    reporter.stop();
-    interrupt.dispose();
-  }
+  const report = await runAnalysis(ctx.stderr, "stopping after the current pass", formatNtkAnalysis, (opts) => ntk(config, opts));
   const { progressEvents: _events, ...result } = report;
   ctx.stdout.write(cmd.json ? jsonLine(result) : formatNtkReport(report, config));
   return 0;
