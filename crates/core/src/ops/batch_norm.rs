@@ -9,8 +9,10 @@
 //! statistics, `∂x = γ/√(σ²+ε) · g` with running ones (they are constants).
 //!
 //! candle composes the same layer from a dozen broadcast and reduction ops, each allocating a
-//! full-size tensor; here it is two passes forward and two backward. Statistics are summed in
-//! `f64`, per chunk of images, chunk partials in order: bit-identical for any thread count.
+//! full-size tensor; here it is two passes forward (statistics, then output) and two backward
+//! (sums, then `∂x`), which recompute the ReLU's mask from `x` instead of reading `y`.
+//! Statistics are summed in `f64`, row by row or per chunk of images, always in the same order:
+//! bit-identical for any thread count.
 //!
 //! ```
 //! use candle_core::{Device, Tensor};
@@ -27,7 +29,7 @@
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
 use super::{parallel, slice, Real, CHUNK};
 use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, WithDType};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, WithDType};
 use std::sync::{Arc, Mutex};
 
 /// Which mean and variance normalise.
@@ -116,15 +118,52 @@ fn row_sum<T: Real>(row: &[T], f: impl Fn(T) -> T) -> f64 {
     acc.iter().map(|&a| to_f64(a)).sum::<f64>() + tail
 }
 
+/// One `(n, c)` row's factors in `y = relu(s·(a·x + b))`, as the forward pass rounded them:
+/// the backward pass recomputes the ReLU's mask from `x` rather than reading `y`.
+#[derive(Clone, Copy)]
+struct RowMap<T> {
+    /// Dropout's `s` alone, and `s·a`, `s·b`.
+    s: T,
+    sa: T,
+    sb: T,
+    relu: bool,
+}
+
+impl<T: Real> RowMap<T> {
+    fn new(op: &BatchNormOp, a: &[f64], b: &[f64], d: Dims, nc: usize) -> Self {
+        let (n, c) = (nc / d.c, nc % d.c);
+        let s = scale_of(&op.spec, n, c, d.c);
+        Self { s: from_f64(s), sa: from_f64(s * a[c]), sb: from_f64(s * b[c]), relu: op.spec.relu }
+    }
+
+    fn y(&self, x: T) -> T {
+        let z = x * self.sa + self.sb;
+        if self.relu && !(z > T::zero()) {
+            T::zero()
+        } else {
+            z
+        }
+    }
+
+    /// `∂y·s·[y > 0]`.
+    fn g(&self, x: T, dy: T) -> T {
+        if self.relu && !(x * self.sa + self.sb > T::zero()) {
+            T::zero()
+        } else {
+            dy * self.s
+        }
+    }
+}
+
 /// `(Σ g, Σ g·(x − μ))` over one `(n, c)` row, `g = ∂y·s·[y > 0]`, in eight interleaved
 /// accumulators (vectorised, in a fixed order) whose total is taken in `f64`.
-fn grad_sums<T: Real>(x: &[T], y: &[T], dy: &[T], s: T, mu: T, relu: bool) -> (f64, f64) {
+fn grad_sums<T: Real>(x: &[T], dy: &[T], map: RowMap<T>, mu: T) -> (f64, f64) {
     let (mut a, mut b) = ([T::zero(); 8], [T::zero(); 8]);
-    let g = |yv: T, dyv: T| if relu && !(yv > T::zero()) { T::zero() } else { dyv * s };
+    let g = |xv: T, dyv: T| map.g(xv, dyv);
     let whole = x.len() / 8 * 8;
     for i in (0..whole).step_by(8) {
         for k in 0..8 {
-            let gi = g(y[i + k], dy[i + k]);
+            let gi = g(x[i + k], dy[i + k]);
             a[k] += gi;
             b[k] += gi * (x[i + k] - mu);
         }
@@ -135,11 +174,46 @@ fn grad_sums<T: Real>(x: &[T], y: &[T], dy: &[T], s: T, mu: T, relu: bool) -> (f
         sb += to_f64(b[k]);
     }
     for i in whole..x.len() {
-        let gi = g(y[i], dy[i]);
+        let gi = g(x[i], dy[i]);
         sa += to_f64(gi);
         sb += to_f64(gi * (x[i] - mu));
     }
     (sa, sb)
+}
+
+/// Per channel, the mean and the biased variance of `x`, from one pass: each `(n, c)` row
+/// (`H·W` values, in cache) gives its sum and its squared deviations from its own mean, and
+/// the rows of a channel are combined in image order in `f64` (exact algebra, no
+/// `E[x²] − E[x]²` cancellation). The rows are independent, so the result does not depend on
+/// the thread count.
+fn batch_moments<T: Real>(d: Dims, x: &[T]) -> (Vec<f64>, Vec<f64>) {
+    // [Σ v, Σ (v − μᵣ)²] per row, μᵣ the row mean rounded to T.
+    let rows = parallel::zeroed_pieces(2 * d.n * d.c, 2 * CHUNK * d.c, |chunk, out| {
+        for (j, pair) in out.chunks_mut(2).enumerate() {
+            let i = (chunk * CHUNK * d.c + j) * d.l;
+            let row = &x[i..i + d.l];
+            let sum = row_sum(row, |v| v);
+            let mu = from_f64::<T>(sum / d.l as f64);
+            pair[0] = sum;
+            pair[1] = row_sum(row, |v| (v - mu) * (v - mu));
+        }
+    });
+    let (l, m) = (d.l as f64, (d.n * d.l) as f64);
+    let mut mean = vec![0f64; d.c];
+    for (k, pair) in rows.chunks(2).enumerate() {
+        mean[k % d.c] += pair[0];
+    }
+    mean.iter_mut().for_each(|s| *s /= m);
+    // Σ (v − μ)² over a row = Σ (v − μᵣ)² + 2(μᵣ − μ)·Σ (v − μᵣ) + l·(μᵣ − μ)².
+    let mut var = vec![0f64; d.c];
+    for (k, pair) in rows.chunks(2).enumerate() {
+        let c = k % d.c;
+        let mu_r = to_f64(from_f64::<T>(pair[0] / l));
+        let shift = mu_r - mean[c];
+        var[c] += pair[1] + 2.0 * shift * (pair[0] - l * mu_r) + l * shift * shift;
+    }
+    var.iter_mut().for_each(|s| *s /= m);
+    (mean, var)
 }
 
 /// Mean and `1/√(σ²+ε)` per channel, and the batch statistics when they were computed here.
@@ -147,14 +221,7 @@ fn normalisation<T: Real>(d: Dims, x: &[T], spec: &BatchNormSpec) -> (Vec<f64>, 
     let (mean, var, batch) = match &spec.statistics {
         Statistics::Fixed { mean, var } => (mean.clone(), var.clone(), false),
         Statistics::Batch => {
-            let m = (d.n * d.l) as f64;
-            let [sum] = channel_sums(d, |_, _, i| [row_sum(&x[i..i + d.l], |v| v)]);
-            let mean: Vec<f64> = sum.iter().map(|s| s / m).collect();
-            let [sq] = channel_sums(d, |_, c, i| {
-                let mu = from_f64::<T>(mean[c]);
-                [row_sum(&x[i..i + d.l], |v| (v - mu) * (v - mu))]
-            });
-            let var = sq.iter().map(|s| s / m).collect();
+            let (mean, var) = batch_moments(d, x);
             (mean, var, true)
         }
     };
@@ -175,8 +242,15 @@ fn scale_of(spec: &BatchNormSpec, n: usize, c: usize, channels: usize) -> f64 {
     spec.scale.as_ref().map_or(1.0, |s| s[n * channels + c])
 }
 
-/// `(mean, 1/√(σ²+ε), batch statistics)` of a forward pass.
-type Used = (Vec<f64>, Vec<f64>, Option<BatchStatistics>);
+/// What a forward pass used: per channel the mean, `1/√(σ²+ε)` and `y = a·x + b` before
+/// dropout and ReLU, and the batch statistics when it computed them.
+struct Used {
+    mean: Vec<f64>,
+    inv_std: Vec<f64>,
+    a: Vec<f64>,
+    b: Vec<f64>,
+    stats: Option<BatchStatistics>,
+}
 
 /// The op; it keeps the normalisation it used for its backward pass and for the caller.
 struct BatchNormOp {
@@ -190,59 +264,51 @@ impl BatchNormOp {
         // y = s·(a·x + b) per channel, a = γ/σ, b = β − μ·a.
         let a: Vec<f64> = (0..d.c).map(|c| to_f64(gamma[c]) * inv_std[c]).collect();
         let b: Vec<f64> = (0..d.c).map(|c| to_f64(beta[c]) - mean[c] * a[c]).collect();
-        let mut y = vec![T::zero(); x.len()];
-        parallel::for_each_piece(&mut y, CHUNK * d.c * d.l, |chunk, ys| {
+        let y = parallel::zeroed_pieces(x.len(), CHUNK * d.c * d.l, |chunk, ys| {
             for (j, row) in ys.chunks_mut(d.l).enumerate() {
                 let nc = chunk * CHUNK * d.c + j;
-                let (n, c) = (nc / d.c, nc % d.c);
-                let s = scale_of(&self.spec, n, c, d.c);
-                let (sa, sb) = (from_f64::<T>(s * a[c]), from_f64::<T>(s * b[c]));
+                let map = RowMap::<T>::new(self, &a, &b, d, nc);
                 for (v, &xv) in row.iter_mut().zip(&x[nc * d.l..(nc + 1) * d.l]) {
-                    let z = xv * sa + sb;
-                    *v = if self.spec.relu && !(z > T::zero()) { T::zero() } else { z };
+                    *v = map.y(xv);
                 }
             }
         });
-        *self.used.lock().expect("not poisoned") = Some((mean, inv_std, stats));
+        *self.used.lock().expect("not poisoned") = Some(Used { mean, inv_std, a, b, stats });
         y
     }
 
-    /// `[∂x flattened, ∂γ, ∂β]`.
-    fn backward<T: Real>(&self, d: Dims, x: &[T], gamma: &[T], y: &[T], dy: &[T]) -> Result<Vec<T>> {
+    /// `[∂x flattened, ∂γ, ∂β]` from `x` and `∂y` (the output itself is not needed).
+    fn backward<T: Real>(&self, d: Dims, x: &[T], dy: &[T]) -> Result<Vec<T>> {
         let guard = self.used.lock().expect("not poisoned");
-        let Some((mean, inv_std, _)) = guard.as_ref() else {
+        let Some(Used { mean, inv_std, a, b, .. }) = guard.as_ref() else {
             candle_core::bail!("batch_norm: backward before forward")
         };
-        let spec = &self.spec;
-        let row = |n: usize, c: usize| {
-            let i = (n * d.c + c) * d.l;
-            let s = from_f64::<T>(scale_of(spec, n, c, d.c));
-            (i..i + d.l, s, from_f64::<T>(mean[c]))
-        };
-        let [sum_g, sum_gx] = channel_sums(d, |n, c, _| {
-            let (r, s, mu) = row(n, c);
-            let (a, b) = grad_sums(&x[r.clone()], &y[r.clone()], &dy[r], s, mu, spec.relu);
-            [a, b * inv_std[c]]
+        let [sum_g, sum_gx] = channel_sums(d, |n, c, i| {
+            let map = RowMap::<T>::new(self, a, b, d, n * d.c + c);
+            let (sg, sgx) = grad_sums(&x[i..i + d.l], &dy[i..i + d.l], map, from_f64(mean[c]));
+            [sg, sgx * inv_std[c]]
         });
-        let batch = matches!(spec.statistics, Statistics::Batch);
+        let batch = matches!(self.spec.statistics, Statistics::Batch);
         let m = (d.n * d.l) as f64;
-        let mut out = vec![T::zero(); x.len() + 2 * d.c];
-        let (dx, dgb) = out.split_at_mut(x.len());
-        parallel::for_each_piece(dx, CHUNK * d.c * d.l, |chunk, dxs| {
+        let rows = d.n * d.c;
+        let mut out = parallel::zeroed_pieces(x.len() + 2 * d.c, CHUNK * d.c * d.l, |chunk, dxs| {
             for (j, dx) in dxs.chunks_mut(d.l).enumerate() {
                 let nc = chunk * CHUNK * d.c + j;
-                let (r, s, mu) = row(nc / d.c, nc % d.c);
-                let c = nc % d.c;
-                // ∂x = k·g + (x − μ)·k₂ + k₀ with k = γ/σ, k₂ = −k·Σ(g·x̂)/(Mσ), k₀ = −k·Σg/M.
-                let k = to_f64(gamma[c]) * inv_std[c];
+                if nc >= rows {
+                    break; // the ∂γ, ∂β tail, written below
+                }
+                let (c, i) = (nc % d.c, nc * d.l);
+                let map = RowMap::<T>::new(self, a, b, d, nc);
+                // ∂x = k·g + (x − μ)·k₂ + k₀ with k = γ/σ = a, k₂ = −k·Σ(g·x̂)/(Mσ), k₀ = −k·Σg/M.
+                let k = a[c];
                 let (k2, k0) = if batch { (-k * inv_std[c] * sum_gx[c] / m, -k * sum_g[c] / m) } else { (0.0, 0.0) };
-                let (k, k2, k0) = (from_f64::<T>(k), from_f64::<T>(k2), from_f64::<T>(k0));
-                for ((v, (&xv, &yv)), &dyv) in dx.iter_mut().zip(x[r.clone()].iter().zip(&y[r.clone()])).zip(&dy[r]) {
-                    let g = if spec.relu && !(yv > T::zero()) { T::zero() } else { dyv * s };
-                    *v = k * g + (xv - mu) * k2 + k0;
+                let (k, k2, k0, mu) = (from_f64::<T>(k), from_f64::<T>(k2), from_f64::<T>(k0), from_f64::<T>(mean[c]));
+                for ((v, &xv), &dyv) in dx.iter_mut().zip(&x[i..i + d.l]).zip(&dy[i..i + d.l]) {
+                    *v = k * map.g(xv, dyv) + (xv - mu) * k2 + k0;
                 }
             }
         });
+        let dgb = &mut out[x.len()..];
         for c in 0..d.c {
             dgb[c] = from_f64(sum_gx[c]);
             dgb[d.c + c] = from_f64(sum_g[c]);
@@ -282,40 +348,28 @@ impl CustomOp3 for Forward {
         x: &Tensor,
         gamma: &Tensor,
         _beta: &Tensor,
-        y: &Tensor,
+        _y: &Tensor,
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let all = x.apply_op3_no_bwd(y, &dy.contiguous()?, &Backward { op: self.0.clone(), gamma: gamma.clone() })?;
+        let all = x.apply_op2_no_bwd(&dy.contiguous()?, &Backward(self.0.clone()))?;
         let (len, c) = (x.elem_count(), gamma.elem_count());
         let dx = all.narrow(0, 0, len)?.reshape(x.shape())?;
         Ok((Some(dx), Some(all.narrow(0, len, c)?), Some(all.narrow(0, len + c, c)?)))
     }
 }
 
-/// `(x, y, ∂y) → [∂x, ∂γ, ∂β]`; γ travels in the op (it is tiny) to keep three tensor inputs.
-struct Backward {
-    op: Arc<BatchNormOp>,
-    gamma: Tensor,
-}
+/// `(x, ∂y) → [∂x, ∂γ, ∂β]`, with what the forward pass used.
+struct Backward(Arc<BatchNormOp>);
 
-impl CustomOp3 for Backward {
+impl CustomOp2 for Backward {
     fn name(&self) -> &'static str {
         "goldpan-batch-norm-backward"
     }
 
-    fn cpu_fwd(
-        &self,
-        xs: &CpuStorage,
-        xl: &Layout,
-        ys: &CpuStorage,
-        yl: &Layout,
-        ds: &CpuStorage,
-        dl: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, ds: &CpuStorage, dl: &Layout) -> Result<(CpuStorage, Shape)> {
         let d = Dims::new(xl.dims())?;
         by_dtype!(xs, |T| {
-            let gamma = self.gamma.flatten_all()?.to_vec1::<T>()?;
-            let out = self.op.backward::<T>(d, slice(xs, xl)?, &gamma, slice(ys, yl)?, slice(ds, dl)?)?;
+            let out = self.0.backward::<T>(d, slice(xs, xl)?, slice(ds, dl)?)?;
             let len = out.len();
             Ok((T::to_cpu_storage_owned(out), Shape::from(len)))
         })
@@ -354,7 +408,7 @@ pub fn batch_norm(
     }
     let op = Arc::new(BatchNormOp { spec: spec.clone(), used: Mutex::new(None) });
     let y = x.contiguous()?.apply_op3(&gamma.contiguous()?, &beta.contiguous()?, Forward(op.clone()))?;
-    let stats = op.used.lock().expect("not poisoned").as_ref().and_then(|u| u.2.clone());
+    let stats = op.used.lock().expect("not poisoned").as_ref().and_then(|u| u.stats.clone());
     Ok((y, stats))
 }
 

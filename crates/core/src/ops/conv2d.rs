@@ -19,6 +19,7 @@ use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, WithDType};
 use num_traits::Float;
 use std::any::Any;
+use std::mem::MaybeUninit;
 use std::sync::{Arc, Mutex};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,16 +180,17 @@ impl Phases {
 }
 
 /// `dst = src` for short runs: eight values at a time through fixed-size copies, which
-/// compile to vector moves rather than a `memcpy` call per run.
+/// compile to vector moves rather than a `memcpy` call per run. `dst` may be uninitialised.
 #[inline(always)]
-fn copy_run<T: Copy>(dst: &mut [T], src: &[T]) {
+fn copy_run<T: Copy>(dst: &mut [MaybeUninit<T>], src: &[T]) {
     let mut d = dst.chunks_exact_mut(8);
     let mut s = src.chunks_exact(8);
     for (d, s) in (&mut d).zip(&mut s) {
-        d.copy_from_slice(s);
+        let s: [T; 8] = s.try_into().expect("eight values");
+        d.copy_from_slice(&s.map(MaybeUninit::new));
     }
     for (d, s) in d.into_remainder().iter_mut().zip(s.remainder()) {
-        *d = *s;
+        d.write(*s);
     }
 }
 
@@ -233,8 +235,9 @@ fn from_phases_add<T: Float>(g: &Geometry, q: &Phases, phases: &[T], x: &mut [T]
 
 /// `col[(c,ki,kj), (i,j)] = x[c, i·s+ki−p, j·s+kj−p]`, zero outside the image, read from the
 /// image's phase planes; rows of `col` are `ld` apart, so that the columns of several images
-/// sit side by side.
-fn im2col<T: Float>(g: &Geometry, q: &Phases, phases: &[T], col: &mut [T], ld: usize) {
+/// sit side by side. Writes each of the image's `C·K·K × OH·OW` entries, so `col` may start
+/// uninitialised.
+fn im2col<T: Float>(g: &Geometry, q: &Phases, phases: &[T], col: &mut [MaybeUninit<T>], ld: usize) {
     for c in 0..g.c {
         for ki in 0..g.k {
             for kj in 0..g.k {
@@ -264,13 +267,17 @@ fn col2im_add<T: Float>(g: &Geometry, q: &Phases, col: &[T], ld: usize, phases: 
 /// The im2col matrix of images `lo..hi`, side by side: `(C·K·K) × ((hi−lo)·OH·OW)`.
 fn im2col_chunk<T: Real>(g: &Geometry, x: &[T], (lo, hi): (usize, usize), col: &mut Vec<T>) {
     let (l, ld, q) = (g.pixels(), (hi - lo) * g.pixels(), Phases::new(g));
-    col.resize(g.rows() * ld, T::zero());
+    // Filled without zeroing first: a kept matrix is a fresh allocation every step.
+    col.clear();
+    col.reserve(g.rows() * ld);
     let mut phases = Scratch::take();
     phases.resize(q.len(g), T::zero());
     for n in lo..hi {
         to_phases(g, &q, &x[n * g.image()..(n + 1) * g.image()], &mut phases);
-        im2col(g, &q, &phases, &mut col[(n - lo) * l..], ld);
+        im2col(g, &q, &phases, &mut col.spare_capacity_mut()[(n - lo) * l..], ld);
     }
+    // SAFETY: the images `lo..hi` wrote the columns `(n − lo)·l ..` of every row: all of them.
+    unsafe { col.set_len(g.rows() * ld) };
 }
 
 /// Images `lo..hi` of an `N×O×L` tensor as one `O × ((hi−lo)·L)` matrix.
@@ -295,8 +302,7 @@ fn chunk_range(g: &Geometry, chunk: usize) -> (usize, usize) {
 type Cols<T> = Vec<Mutex<Option<Vec<T>>>>;
 
 fn forward<T: Real>(g: &Geometry, x: &[T], w: &[T], b: &[T], keep: Option<&Cols<T>>) -> Vec<T> {
-    let mut y = vec![T::zero(); g.n * g.out_image()];
-    parallel::for_each_piece(&mut y, g.chunk * g.out_image(), |chunk, ys| {
+    parallel::zeroed_pieces(g.n * g.out_image(), g.chunk * g.out_image(), |chunk, ys| {
         let (lo, hi) = chunk_range(g, chunk);
         let (l, ld) = (g.pixels(), (hi - lo) * g.pixels());
         let (mut pooled, mut out) = (Scratch::take(), Scratch::take());
@@ -315,14 +321,12 @@ fn forward<T: Real>(g: &Geometry, x: &[T], w: &[T], b: &[T], keep: Option<&Cols<
                 }
             }
         }
-    });
-    y
+    })
 }
 
 /// `∂x` from `∂y` and `w`: per chunk, `col2im(wᵀ·∂y)`.
 fn grad_input<T: Real>(g: &Geometry, dy: &[T], w: &[T]) -> Vec<T> {
-    let mut dx = vec![T::zero(); g.n * g.image()];
-    parallel::for_each_piece(&mut dx, g.chunk * g.image(), |chunk, dxs| {
+    parallel::zeroed_pieces(g.n * g.image(), g.chunk * g.image(), |chunk, dxs| {
         let (lo, hi) = chunk_range(g, chunk);
         let (l, ld) = (g.pixels(), (hi - lo) * g.pixels());
         let (mut dyc, mut dcol) = (Scratch::take(), Scratch::take());
@@ -336,8 +340,7 @@ fn grad_input<T: Real>(g: &Geometry, dy: &[T], w: &[T]) -> Vec<T> {
             col2im_add(g, &q, &dcol[i * l..], ld, &mut phases);
             from_phases_add(g, &q, &phases, dx);
         }
-    });
-    dx
+    })
 }
 
 /// Images per partial sum of the parameter gradient: a multiple of every chunk size, larger

@@ -22,8 +22,7 @@ use num_traits::Float;
 const ROWS: usize = 32;
 
 fn forward<T: Real>(x: &[T], w: &[T], b: &[T], (n, fin, fout): (usize, usize, usize), relu: bool) -> Vec<T> {
-    let mut y = vec![T::zero(); n * fout];
-    parallel::for_each_piece(&mut y, ROWS * fout, |chunk, ys| {
+    parallel::zeroed_pieces(n * fout, ROWS * fout, |chunk, ys| {
         let rows = ys.len() / fout;
         for row in ys.chunks_mut(fout) {
             row.copy_from_slice(b);
@@ -33,8 +32,7 @@ fn forward<T: Real>(x: &[T], w: &[T], b: &[T], (n, fin, fout): (usize, usize, us
         if relu {
             ys.iter_mut().for_each(|v| *v = Float::max(*v, T::zero()));
         }
-    });
-    y
+    })
 }
 
 /// `∂z` for rows `lo..hi`: `∂y`, masked by `y > 0` when the layer has a ReLU.
@@ -47,14 +45,12 @@ fn grad_z<T: Float>(dy: &[T], y: &[T], relu: bool) -> Vec<T> {
 }
 
 fn grad_input<T: Real>(dy: &[T], y: &[T], w: &[T], (n, fin, fout): (usize, usize, usize), relu: bool) -> Vec<T> {
-    let mut dx = vec![T::zero(); n * fin];
-    parallel::for_each_piece(&mut dx, ROWS * fin, |chunk, dxs| {
+    parallel::zeroed_pieces(n * fin, ROWS * fin, |chunk, dxs| {
         let rows = dxs.len() / fin;
         let range = chunk * ROWS * fout..(chunk * ROWS + rows) * fout;
         let dz = grad_z(&dy[range.clone()], &y[range], relu);
         matmul(rows, fin, fout, dxs, false, &dz, fout, 1, w, fin, 1);
-    });
-    dx
+    })
 }
 
 /// `[∂w flattened, ∂b]`, from chunk partials summed in chunk order.

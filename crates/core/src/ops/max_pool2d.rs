@@ -84,8 +84,7 @@ fn max2<T: Float>(a: T, b: T) -> T {
 pub(crate) fn forward<T: Float + Send + Sync>(x: &[T], (h, w): (usize, usize), k: usize, relu: bool) -> Vec<T> {
     let (oh, ow) = (h / k, w / k);
     let out = oh * ow;
-    let mut y = vec![T::zero(); x.len() / (h * w) * out];
-    parallel::for_each_piece(&mut y, PLANES * out, |i, ys| {
+    parallel::zeroed_pieces(x.len() / (h * w) * out, PLANES * out, |i, ys| {
         for (y, plane) in ys.chunks_mut(out).zip(x[i * PLANES * h * w..].chunks(h * w)) {
             if k == 2 {
                 // Branch-free over a row pair, so that it vectorises; the value of the max does
@@ -101,8 +100,7 @@ pub(crate) fn forward<T: Float + Send + Sync>(x: &[T], (h, w): (usize, usize), k
                 for_each_window(plane, (h, w), k, |o, at| y[o] = activate(plane[at], relu));
             }
         }
-    });
-    y
+    })
 }
 
 pub(crate) fn backward<T: Float + Send + Sync>(
@@ -114,8 +112,7 @@ pub(crate) fn backward<T: Float + Send + Sync>(
 ) -> Vec<T> {
     let (oh, ow) = (h / k, w / k);
     let out = oh * ow;
-    let mut dx = vec![T::zero(); x.len()];
-    parallel::for_each_piece(&mut dx, PLANES * h * w, |i, dxs| {
+    parallel::zeroed_pieces(x.len(), PLANES * h * w, |i, dxs| {
         let (xs, dys) = (&x[i * PLANES * h * w..], &dy[i * PLANES * out..]);
         for ((dplane, plane), dout) in dxs.chunks_mut(h * w).zip(xs.chunks(h * w)).zip(dys.chunks(out)) {
             if k == 2 {
@@ -144,22 +141,19 @@ pub(crate) fn backward<T: Float + Send + Sync>(
                 });
             }
         }
-    });
-    dx
+    })
 }
 
 /// `t` read at each window's first maximum of `x` (the pooling's Jacobian applied to a
 /// tangent `t` of `x`); same shapes as [`forward`].
 pub(crate) fn gather_at_max<T: Float + Send + Sync>(x: &[T], t: &[T], (h, w): (usize, usize), k: usize) -> Vec<T> {
     let out = (h / k) * (w / k);
-    let mut y = vec![T::zero(); x.len() / (h * w) * out];
-    parallel::for_each_piece(&mut y, PLANES * out, |i, ys| {
+    parallel::zeroed_pieces(x.len() / (h * w) * out, PLANES * out, |i, ys| {
         let (xs, ts) = (&x[i * PLANES * h * w..], &t[i * PLANES * h * w..]);
         for ((y, plane), tplane) in ys.chunks_mut(out).zip(xs.chunks(h * w)).zip(ts.chunks(h * w)) {
             for_each_window(plane, (h, w), k, |o, at| y[o] = tplane[at]);
         }
-    });
-    y
+    })
 }
 
 #[derive(Clone, Copy)]

@@ -51,6 +51,35 @@ pub(crate) fn for_each_piece<T: Send>(out: &mut [T], size: usize, f: impl Fn(usi
     });
 }
 
+/// A new zero-filled vector of `len` values, split as by [`for_each_piece`] and handed piece
+/// by piece to `f`. Each piece is zeroed by the thread that then fills it: `vec![0; len]` would
+/// zero (or fault in) the whole output on the calling thread while the others wait, and leave
+/// it cold in cache for the kernel.
+pub(crate) fn zeroed_pieces<T: num_traits::Float + Send>(
+    len: usize,
+    size: usize,
+    f: impl Fn(usize, &mut [T]) + Sync,
+) -> Vec<T> {
+    let mut out: Vec<T> = Vec::with_capacity(len);
+    let base = Shared(out.as_mut_ptr());
+    let size = size.max(1);
+    for_each(len.div_ceil(size), |i| {
+        let lo = i * size;
+        let n = size.min(len - lo);
+        // SAFETY: pieces `[i·size, i·size + n)` are disjoint and inside the capacity; each is
+        // initialised (all-zero bits are 0.0 for f32 and f64) before a slice of it is made.
+        let piece = unsafe {
+            let p = base.ptr().add(lo);
+            std::ptr::write_bytes(p, 0, n);
+            std::slice::from_raw_parts_mut(p, n)
+        };
+        f(i, piece)
+    });
+    // SAFETY: every piece, hence every value below `len`, was initialised above.
+    unsafe { out.set_len(len) };
+    out
+}
+
 /// `(0..n).map(f)` in parallel, results in index order.
 pub(crate) fn map<R: Send>(n: usize, f: impl Fn(usize) -> R + Sync) -> Vec<R> {
     let mut slots: Vec<Option<R>> = (0..n).map(|_| None).collect();
