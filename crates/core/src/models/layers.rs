@@ -144,6 +144,41 @@ impl BatchNorm {
     /// channels of `N×C×H×W` input (`Dropout2d`) or single values of `N×C` input (`Dropout`),
     /// with the masks of [`dropout2d`] and [`dropout`].
     pub fn forward_then(&self, x: &Tensor, norm: Norm, p: f64, seed: Option<u64>, relu: bool) -> Result<Tensor> {
+        let (spec, momentum) = self.spec((x.dim(0)?, x.dim(1)?), norm, p, seed, relu)?;
+        let (y, batch) = ops::batch_norm(x, &self.gamma, &self.beta, &spec)?;
+        self.update_running(batch, momentum)?;
+        Ok(y)
+    }
+
+    /// `[relu](dropout(bn(conv2d(x, w) + b)))` as one op (see [`BatchNorm::forward_then`]):
+    /// the convolution's output stays out of the autograd graph.
+    #[allow(clippy::too_many_arguments)]
+    pub fn conv_forward_then(
+        &self,
+        x: &Tensor,
+        (w, b): (&Tensor, &Tensor),
+        conv: ops::Conv2dSpec,
+        norm: Norm,
+        p: f64,
+        seed: Option<u64>,
+        relu: bool,
+    ) -> Result<Tensor> {
+        let (spec, momentum) = self.spec((x.dim(0)?, w.dim(0)?), norm, p, seed, relu)?;
+        let (y, batch) = ops::conv2d_batch_norm(x, w, b, &self.gamma, &self.beta, conv, &spec)?;
+        self.update_running(batch, momentum)?;
+        Ok(y)
+    }
+
+    /// The op's spec for an input of `n` images of `c` channels, and the momentum of the
+    /// running statistics' update (`None`: they are used, not updated).
+    fn spec(
+        &self,
+        (n, c): (usize, usize),
+        norm: Norm,
+        p: f64,
+        seed: Option<u64>,
+        relu: bool,
+    ) -> Result<(ops::BatchNormSpec, Option<f64>)> {
         let momentum = match norm {
             Norm::Batch => Some(self.momentum),
             Norm::Cumulative { batches_seen } => Some(1.0 / (batches_seen as f64 + 1.0)),
@@ -155,20 +190,21 @@ impl BatchNorm {
             let stat = |v: &candle_core::Var| v.as_tensor().to_dtype(candle_core::DType::F64)?.to_vec1::<f64>();
             ops::Statistics::Fixed { mean: stat(&self.running_mean)?, var: stat(&self.running_var)? }
         };
-        let scale = seed.filter(|_| p > 0.0).map(|seed| keep_mask(seed, x.dim(0)? * x.dim(1)?, p)).transpose()?;
-        let spec = ops::BatchNormSpec { statistics, eps: self.eps, scale, relu };
-        let (y, batch) = ops::batch_norm(x, &self.gamma, &self.beta, &spec)?;
-        if let (Some(b), Some(m)) = (batch, momentum) {
-            let unbiased = b.count as f64 / (b.count.max(2) - 1) as f64;
-            let update = |running: &candle_core::Var, batch: Vec<f64>| -> Result<()> {
-                let old = running.as_tensor().to_dtype(candle_core::DType::F64)?.to_vec1::<f64>()?;
-                let new: Vec<f64> = old.iter().zip(batch).map(|(r, v)| (1.0 - m) * r + m * v).collect();
-                running.set(&Tensor::new(new, x.device())?.to_dtype(running.dtype())?)
-            };
-            update(&self.running_mean, b.mean)?;
-            update(&self.running_var, b.var.iter().map(|v| v * unbiased).collect())?;
-        }
-        Ok(y)
+        let scale = seed.filter(|_| p > 0.0).map(|seed| keep_mask(seed, n * c, p)).transpose()?;
+        Ok((ops::BatchNormSpec { statistics, eps: self.eps, scale, relu }, momentum))
+    }
+
+    /// `running ← (1 − momentum)·running + momentum·batch`, the variance unbiased.
+    fn update_running(&self, batch: Option<ops::BatchStatistics>, momentum: Option<f64>) -> Result<()> {
+        let (Some(b), Some(m)) = (batch, momentum) else { return Ok(()) };
+        let unbiased = b.count as f64 / (b.count.max(2) - 1) as f64;
+        let update = |running: &candle_core::Var, batch: Vec<f64>| -> Result<()> {
+            let old = running.as_tensor().to_dtype(candle_core::DType::F64)?.to_vec1::<f64>()?;
+            let new: Vec<f64> = old.iter().zip(batch).map(|(r, v)| (1.0 - m) * r + m * v).collect();
+            running.set(&Tensor::new(new, running.device())?.to_dtype(running.dtype())?)
+        };
+        update(&self.running_mean, b.mean)?;
+        update(&self.running_var, b.var.iter().map(|v| v * unbiased).collect())
     }
 }
 

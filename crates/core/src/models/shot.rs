@@ -200,8 +200,8 @@ impl Dtn {
     fn backbone(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
         let mut x = x.clone();
         for (i, ((w, b), bn, drop)) in self.convs.iter().enumerate() {
-            x = layers::conv2d_strided(&x, w, b, 2, 2)?;
-            x = bn.forward_then(&x, mode.norm(), *drop, dropout_seed(mode, i as u64), true)?;
+            let conv = crate::ops::Conv2dSpec { stride: 2, padding: 2 };
+            x = bn.conv_forward_then(&x, (w, b), conv, mode.norm(), *drop, dropout_seed(mode, i as u64), true)?;
         }
         x.flatten_from(1)
     }

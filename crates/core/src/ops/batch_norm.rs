@@ -60,7 +60,7 @@ pub struct BatchStatistics {
 }
 
 #[derive(Debug, Clone, Copy)]
-struct Dims {
+pub(super) struct Dims {
     n: usize,
     c: usize,
     /// Values per `(n, c)`: `H·W`, or 1 for `N×C`.
@@ -68,7 +68,7 @@ struct Dims {
 }
 
 impl Dims {
-    fn new(dims: &[usize]) -> Result<Self> {
+    pub(super) fn new(dims: &[usize]) -> Result<Self> {
         match *dims {
             [n, c] => Ok(Self { n, c, l: 1 }),
             [n, c, h, w] => Ok(Self { n, c, l: h * w }),
@@ -253,13 +253,27 @@ struct Used {
 }
 
 /// The op; it keeps the normalisation it used for its backward pass and for the caller.
-struct BatchNormOp {
+pub(super) struct BatchNormOp {
     spec: BatchNormSpec,
     used: Mutex<Option<Used>>,
 }
 
 impl BatchNormOp {
-    fn forward<T: Real>(&self, d: Dims, x: &[T], gamma: &[T], beta: &[T]) -> Vec<T> {
+    pub(super) fn new(spec: &BatchNormSpec) -> Arc<Self> {
+        Arc::new(Self { spec: spec.clone(), used: Mutex::new(None) })
+    }
+
+    /// The spec this op normalises with.
+    pub(super) fn spec(&self) -> &BatchNormSpec {
+        &self.spec
+    }
+
+    /// The batch statistics of the forward pass, when it computed them.
+    pub(super) fn batch_statistics(&self) -> Option<BatchStatistics> {
+        self.used.lock().expect("not poisoned").as_ref().and_then(|u| u.stats.clone())
+    }
+
+    pub(super) fn forward<T: Real>(&self, d: Dims, x: &[T], gamma: &[T], beta: &[T]) -> Vec<T> {
         let (mean, inv_std, stats) = normalisation(d, x, &self.spec);
         // y = s·(a·x + b) per channel, a = γ/σ, b = β − μ·a.
         let a: Vec<f64> = (0..d.c).map(|c| to_f64(gamma[c]) * inv_std[c]).collect();
@@ -336,7 +350,7 @@ impl CustomOp3 for Forward {
         bl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let d = Dims::new(xl.dims())?;
-        check_channels(d, gl, bl, &self.0.spec)?;
+        check_channels(d, gl.dims(), bl.dims(), &self.0.spec)?;
         by_dtype!(xs, |T| {
             let y = self.0.forward::<T>(d, slice(xs, xl)?, slice(gs, gl)?, slice(bs, bl)?);
             Ok((T::to_cpu_storage_owned(y), xl.shape().clone()))
@@ -359,7 +373,7 @@ impl CustomOp3 for Forward {
 }
 
 /// `(x, ∂y) → [∂x, ∂γ, ∂β]`, with what the forward pass used.
-struct Backward(Arc<BatchNormOp>);
+pub(super) struct Backward(pub(super) Arc<BatchNormOp>);
 
 impl CustomOp2 for Backward {
     fn name(&self) -> &'static str {
@@ -376,17 +390,18 @@ impl CustomOp2 for Backward {
     }
 }
 
-fn check_channels(d: Dims, gl: &Layout, bl: &Layout, spec: &BatchNormSpec) -> Result<()> {
+pub(super) fn check_channels(d: Dims, gamma: &[usize], beta: &[usize], spec: &BatchNormSpec) -> Result<()> {
     let fixed_ok = match &spec.statistics {
         Statistics::Fixed { mean, var } => mean.len() == d.c && var.len() == d.c,
         Statistics::Batch => d.n * d.l > 1,
     };
-    if gl.shape().elem_count() != d.c || bl.shape().elem_count() != d.c || !fixed_ok {
+    let count = |dims: &[usize]| dims.iter().product::<usize>();
+    if count(gamma) != d.c || count(beta) != d.c || !fixed_ok {
         candle_core::bail!(
             "batch_norm: {} channels, but γ {:?}, β {:?} (batch statistics need > 1 value per channel)",
             d.c,
-            gl.dims(),
-            bl.dims()
+            gamma,
+            beta
         )
     }
     if spec.scale.as_ref().is_some_and(|s| s.len() != d.n * d.c) {
@@ -406,10 +421,9 @@ pub fn batch_norm(
     if !x.device().is_cpu() {
         return batch_norm_slow(x, gamma, beta, spec);
     }
-    let op = Arc::new(BatchNormOp { spec: spec.clone(), used: Mutex::new(None) });
+    let op = BatchNormOp::new(spec);
     let y = x.contiguous()?.apply_op3(&gamma.contiguous()?, &beta.contiguous()?, Forward(op.clone()))?;
-    let stats = op.used.lock().expect("not poisoned").as_ref().and_then(|u| u.stats.clone());
-    Ok((y, stats))
+    Ok((y, op.batch_statistics()))
 }
 
 /// The reference, from candle primitives.

@@ -36,17 +36,17 @@ impl Default for Conv2dSpec {
 
 /// Sizes of one convolution.
 #[derive(Debug, Clone, Copy)]
-struct Geometry {
-    n: usize,
+pub(super) struct Geometry {
+    pub(super) n: usize,
     c: usize,
     h: usize,
     w: usize,
-    o: usize,
+    pub(super) o: usize,
     k: usize,
     stride: usize,
     pad: usize,
-    oh: usize,
-    ow: usize,
+    pub(super) oh: usize,
+    pub(super) ow: usize,
     /// Images per parallel work item; see [`Geometry::chunk_size`].
     chunk: usize,
 }
@@ -56,7 +56,7 @@ struct Geometry {
 const COL_BUDGET: usize = 1 << 19;
 
 impl Geometry {
-    fn new(x: &[usize], w: &[usize], spec: Conv2dSpec) -> Result<Self> {
+    pub(super) fn new(x: &[usize], w: &[usize], spec: Conv2dSpec) -> Result<Self> {
         let (&[n, c, h, wd], &[o, cw, k, k2]) = (x, w) else {
             candle_core::bail!("conv2d: expected 4-D input and kernel, got {x:?} and {w:?}")
         };
@@ -384,21 +384,36 @@ fn grad_params<T: Real>(g: &Geometry, x: &[T], dy: &[T], kept: Option<&Cols<T>>)
 /// Type-erased [`Cols`] of the forward pass (f32 or f64), handed to the weight gradient.
 type KeptCols = Arc<Mutex<Option<Box<dyn Any + Send>>>>;
 
-struct Conv2d {
-    spec: Conv2dSpec,
+pub(super) struct Conv2d {
+    pub(super) spec: Conv2dSpec,
     /// `Some` when gradients will be taken (see [`super::grad_enabled`]).
     kept: Option<KeptCols>,
 }
 
 impl Conv2d {
+    /// The op, keeping its im2col matrices for the backward pass unless inside [`super::no_grad`].
+    pub(super) fn new(spec: Conv2dSpec) -> Self {
+        Self { spec, kept: super::grad_enabled().then(KeptCols::default) }
+    }
+
     /// The forward pass, keeping the im2col matrices when asked to.
-    fn run<T: Real>(&self, g: &Geometry, x: &[T], w: &[T], b: &[T]) -> Vec<T> {
+    pub(super) fn run<T: Real>(&self, g: &Geometry, x: &[T], w: &[T], b: &[T]) -> Vec<T> {
         let cols: Option<Cols<T>> = self.kept.as_ref().map(|_| (0..g.chunks()).map(|_| Mutex::new(None)).collect());
         let y = forward::<T>(g, x, w, b, cols.as_ref());
         if let (Some(kept), Some(cols)) = (&self.kept, cols) {
             *kept.lock().expect("not poisoned") = Some(Box::new(cols));
         }
         y
+    }
+
+    /// `(∂x, ∂w, ∂b)` from `∂y` (contiguous), with the im2col matrices `run` kept.
+    pub(super) fn backward(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        backward(self.spec, self.kept.as_ref(), x, w, dy)
     }
 }
 
@@ -431,7 +446,7 @@ impl CustomOp3 for Conv2d {
         _y: &Tensor,
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        backward(self.spec, self.kept.as_ref(), x, w, &dy.contiguous()?)
+        self.backward(x, w, &dy.contiguous()?)
     }
 }
 
@@ -499,7 +514,7 @@ impl CustomOp3 for ConvPoolRelu {
             candle_core::bail!("conv2d_max_pool_relu: backward ran twice")
         };
         let dy = dout.contiguous()?.apply_op1_no_bwd(&PoolBackward { k: self.k, y: Mutex::new(Some(y)), dims })?;
-        backward(self.conv.spec, self.conv.kept.as_ref(), x, w, &dy)
+        self.conv.backward(x, w, &dy)
     }
 }
 
@@ -661,8 +676,7 @@ pub fn conv2d(x: &Tensor, w: &Tensor, b: &Tensor, spec: Conv2dSpec) -> Result<Te
     if !x.device().is_cpu() {
         return conv2d_slow(x, w, b, spec);
     }
-    let kept = super::grad_enabled().then(KeptCols::default);
-    x.contiguous()?.apply_op3(&w.contiguous()?, &b.contiguous()?, Conv2d { spec, kept })
+    x.contiguous()?.apply_op3(&w.contiguous()?, &b.contiguous()?, Conv2d::new(spec))
 }
 
 /// `relu(max_pool2d(conv2d(x, w) + b, k))` as one op on CPU (see [`ConvPoolRelu`]); elsewhere
@@ -671,8 +685,7 @@ pub fn conv2d_max_pool_relu(x: &Tensor, w: &Tensor, b: &Tensor, spec: Conv2dSpec
     if !x.device().is_cpu() {
         return super::max_pool2d_relu(&conv2d_slow(x, w, b, spec)?, k);
     }
-    let kept = super::grad_enabled().then(KeptCols::default);
-    let op = ConvPoolRelu { conv: Conv2d { spec, kept }, k, y: Mutex::new(None) };
+    let op = ConvPoolRelu { conv: Conv2d::new(spec), k, y: Mutex::new(None) };
     x.contiguous()?.apply_op3(&w.contiguous()?, &b.contiguous()?, op)
 }
 

@@ -28,6 +28,7 @@ macro_rules! by_dtype {
 
 mod batch_norm;
 mod conv2d;
+mod conv2d_batch_norm;
 mod cross_entropy;
 mod linear;
 mod max_pool2d;
@@ -35,6 +36,7 @@ pub(crate) mod parallel;
 
 pub use batch_norm::{batch_norm, batch_norm_slow, BatchNormSpec, BatchStatistics, Statistics};
 pub use conv2d::{conv2d, conv2d_max_pool_relu, conv2d_slow, Conv2dSpec};
+pub use conv2d_batch_norm::conv2d_batch_norm;
 pub use cross_entropy::{cross_entropy, cross_entropy_slow, log_softmax, nll};
 pub use linear::{linear, linear_slow};
 pub use max_pool2d::{max_pool2d, max_pool2d_relu, max_pool2d_slow};

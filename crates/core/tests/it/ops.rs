@@ -4,8 +4,8 @@
 //! whatever the thread count.
 use candle_core::{DType, Device, Tensor, Var};
 use goldpan_core::ops::{
-    batch_norm, batch_norm_slow, conv2d, conv2d_slow, cross_entropy, cross_entropy_slow, linear, linear_slow,
-    max_pool2d, max_pool2d_relu, max_pool2d_slow, BatchNormSpec, Conv2dSpec, Statistics,
+    batch_norm, batch_norm_slow, conv2d, conv2d_batch_norm, conv2d_slow, cross_entropy, cross_entropy_slow, linear,
+    linear_slow, max_pool2d, max_pool2d_relu, max_pool2d_slow, BatchNormSpec, Conv2dSpec, Statistics,
 };
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
@@ -125,7 +125,7 @@ fn max_pool2d_ties_go_to_the_first_maximum() {
     assert_eq!(gx, [1.0, 0.0, 0.0, 0.0]);
 }
 
-/// Prints a fingerprint of the f32 values and gradients of conv → pool → linear →
+/// Prints a fingerprint of the f32 values and gradients of conv → batch norm → pool → linear →
 /// cross-entropy; run in a child process by the test below, once per thread count.
 #[test]
 #[ignore = "run by results_do_not_depend_on_the_thread_count"]
@@ -137,11 +137,14 @@ fn kernel_fingerprint() {
     let fb = randn(&[10], 5).to_dtype(DType::F32).unwrap();
     let labels = Tensor::from_vec((0..37u32).map(|i| i % 10).collect::<Vec<_>>(), 37, &Device::Cpu).unwrap();
     let one = Tensor::new(1f32, &Device::Cpu).unwrap();
+    let (gamma, beta) = (randn(&[16], 6).to_dtype(DType::F32).unwrap(), randn(&[16], 7).to_dtype(DType::F32).unwrap());
+    let bn = BatchNormSpec { statistics: Statistics::Batch, eps: 1e-5, scale: None, relu: true };
     let f = |t: &[Tensor]| {
-        let h = max_pool2d(&conv2d(&t[0], &t[1], &t[2], Conv2dSpec::default()).unwrap(), 2).unwrap();
+        let h = conv2d_batch_norm(&t[0], &t[1], &t[2], &t[5], &t[6], Conv2dSpec::default(), &bn).unwrap().0;
+        let h = max_pool2d(&h, 2).unwrap();
         cross_entropy(&linear(&h.flatten_from(1).unwrap(), &t[3], &t[4], false).unwrap(), &labels).unwrap()
     };
-    let (y, g) = grads(f, &[x, w, b, fw, fb], &one);
+    let (y, g) = grads(f, &[x, w, b, fw, fb, gamma, beta], &one);
     let mut bits = 0u64;
     for t in std::iter::once(y).chain(g) {
         for v in t.flatten_all().unwrap().to_vec1::<f32>().unwrap() {
@@ -260,4 +263,48 @@ fn conv2d_max_pool_relu_matches_the_composition() {
             assert_eq!(max_abs_diff(a, e), 0.0, "case {i}: ∂{name}");
         }
     }
+}
+
+/// The fused convolution → batch norm (→ dropout scale → ReLU) equals the two ops bit for bit,
+/// values, every gradient and the batch statistics; and the candle references to 1e-10.
+#[test]
+fn conv2d_batch_norm_matches_the_composition() {
+    for (i, &(n, c, h, o, stride, pad)) in [(11, 3, 9, 4, 2, 2), (3, 2, 6, 5, 1, 0)].iter().enumerate() {
+        let conv = Conv2dSpec { stride, padding: pad };
+        let (x, w, b) = (randn(&[n, c, h, h], 10 + i as u64), randn(&[o, c, 3, 3], 20), randn(&[o], 30));
+        let (gamma, beta) = (randn(&[o], 40).affine(0.5, 1.0).unwrap(), randn(&[o], 50));
+        let scale: Vec<f64> = (0..n * o).map(|j| if j % 3 == 0 { 0.0 } else { 1.25 }).collect();
+        let fixed = Statistics::Fixed { mean: vec![0.2; o], var: vec![1.5; o] };
+        for statistics in [Statistics::Batch, fixed] {
+            for (scale, relu) in [(None, false), (Some(scale.clone()), true)] {
+                let bn = BatchNormSpec { statistics: statistics.clone(), eps: 1e-5, scale, relu };
+                let case = format!("case {i} {bn:?}");
+                let inputs = [x.clone(), w.clone(), b.clone(), gamma.clone(), beta.clone()];
+                let fused = |t: &[Tensor]| conv2d_batch_norm(&t[0], &t[1], &t[2], &t[3], &t[4], conv, &bn).unwrap().0;
+                let apart = |t: &[Tensor]| {
+                    batch_norm(&conv2d(&t[0], &t[1], &t[2], conv).unwrap(), &t[3], &t[4], &bn).unwrap().0
+                };
+                let slow = |t: &[Tensor]| {
+                    batch_norm_slow(&conv2d_slow(&t[0], &t[1], &t[2], conv).unwrap(), &t[3], &t[4], &bn).unwrap().0
+                };
+                let r = randn(fused(&inputs).dims(), 60);
+                let (a, ga) = grads(fused, &inputs, &r);
+                let (e, ge) = grads(apart, &inputs, &r);
+                let (s, gs) = grads(slow, &inputs, &r);
+                assert_eq!(max_abs_diff(&a, &e), 0.0, "{case}: forward");
+                assert!(max_abs_diff(&a, &s) < 1e-10, "{case}: forward against candle");
+                for (name, ((a, e), s)) in ["x", "w", "b", "γ", "β"].iter().zip(ga.iter().zip(&ge).zip(&gs)) {
+                    assert_eq!(max_abs_diff(a, e), 0.0, "{case}: ∂{name}");
+                    assert!(max_abs_diff(a, s) < 1e-9, "{case}: ∂{name} against candle, {}", max_abs_diff(a, s));
+                }
+                let stats = |t: &Tensor| batch_norm(&conv2d(t, &w, &b, conv).unwrap(), &gamma, &beta, &bn).unwrap().1;
+                assert_eq!(conv2d_batch_norm(&x, &w, &b, &gamma, &beta, conv, &bn).unwrap().1, stats(&x), "{case}");
+            }
+        }
+    }
+    // [b, γ, β] must match the kernel's output channels.
+    let bn = BatchNormSpec { statistics: Statistics::Batch, eps: 1e-5, scale: None, relu: false };
+    let (x, w) = (randn(&[2, 1, 5, 5], 1), randn(&[3, 1, 3, 3], 2));
+    let err = conv2d_batch_norm(&x, &w, &randn(&[3], 3), &randn(&[2], 4), &randn(&[3], 5), Conv2dSpec::default(), &bn);
+    assert!(err.is_err());
 }
