@@ -88,15 +88,18 @@ pub(crate) fn map<R: Send>(n: usize, f: impl Fn(usize) -> R + Sync) -> Vec<R> {
 }
 
 /// The element-wise sum of equally long `partials`, added in index order (so the result does
-/// not depend on which thread produced which partial).
-pub(crate) fn sum_in_order<T: num_traits::Float>(partials: &[Vec<T>]) -> Vec<T> {
-    let mut total = vec![T::zero(); partials.first().map_or(0, Vec::len)];
-    for p in partials {
-        for (t, &v) in total.iter_mut().zip(p) {
-            *t = *t + v;
+/// not depend on which thread produced which partial), in parallel over pieces of the output.
+pub(crate) fn sum_in_order<T: num_traits::Float + Send + Sync>(partials: &[Vec<T>]) -> Vec<T> {
+    /// Values per piece: a piece of the output and of each partial stays in cache.
+    const PIECE: usize = 1 << 14;
+    let len = partials.first().map_or(0, Vec::len);
+    zeroed_pieces(len, PIECE, |i, total| {
+        for p in partials {
+            for (t, &v) in total.iter_mut().zip(&p[i * PIECE..]) {
+                *t = *t + v;
+            }
         }
-    }
-    total
+    })
 }
 
 #[cfg(test)]
