@@ -34,6 +34,7 @@ impl Task for BenchTask {
     type JsValue = BindingBenchmarkResult;
 
     fn compute(&mut self) -> napi::Result<Self::Output> {
+        let _retain = crate::alloc::RetainFreed::new();
         let o = self.0.clone();
         Ok(guard(move || {
             let mode: BenchMode = o.mode.parse()?;

@@ -41,6 +41,7 @@ impl Task for EvalTask {
     type JsValue = BindingEvalResult;
 
     fn compute(&mut self) -> napi::Result<Self::Output> {
+        let _retain = crate::alloc::RetainFreed::new();
         let o = &self.options;
         Ok(guard(|| {
             let split = match o.split.as_str() {

@@ -4,6 +4,7 @@
 //! non-blocking threadsafe function; a [`CancelToken`] stops a run within one step; every core
 //! error rejects with a JS `Error` whose `code` is the core's stable code, and a panic becomes
 //! `E_INTERNAL` instead of crossing the boundary.
+mod alloc;
 mod bench;
 mod cancel;
 mod checkpoint;
@@ -19,11 +20,6 @@ mod task;
 mod train;
 
 pub use cancel::CancelToken;
-
-// Training frees and reallocates the same large buffers every step; mimalloc keeps them for
-// reuse where the system allocator returns them to the OS and faults them in again.
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[napi_derive::napi]
 pub fn version() -> String {

@@ -33,6 +33,7 @@ impl<J: Job> Task for ProgressTask<J> {
     type JsValue = J::JsValue;
 
     fn compute(&mut self) -> napi::Result<Self::Output> {
+        let _retain = crate::alloc::RetainFreed::new();
         let job = self.job.take();
         let mut report = self.progress.reporter();
         let cancel = self.cancel.clone();

@@ -1,7 +1,8 @@
 //! Where a LeNet5 training step spends its time: forward, loss, backward, SGD, per batch size.
 //!
 //! `[GOLDPAN_MODEL=dtn] cargo run --release -p goldpan-core --example step_profile [batch] [iters] [ops]`
-//! (run under `perf record -g` for the per-op breakdown).
+//! (run under `perf record -g` for the per-op breakdown; `MIMALLOC_PURGE_DELAY=-1` matches the
+//! addon, which keeps freed memory while a run is in progress).
 use candle_core::{Device, Tensor};
 use goldpan_core::models::{self, layers, Mode};
 use goldpan_core::train::Sgd;
