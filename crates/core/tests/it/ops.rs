@@ -32,12 +32,15 @@ fn grads(f: impl Fn(&[Tensor]) -> Tensor, inputs: &[Tensor], r: &Tensor) -> (Ten
 #[test]
 fn conv2d_matches_candle_with_all_gradients() {
     let cases = [
-        // (n, c, h, w, o, k, stride, padding)
+        // (n, c, h, w, o, k, stride, padding); output widths 24, 8, 16, 5, 1 and below 4, 28
         (11, 1, 28, 28, 6, 5, 1, 0),
         (3, 6, 12, 12, 16, 5, 1, 0),
         (5, 3, 32, 32, 8, 5, 2, 2),
         (2, 2, 7, 9, 3, 3, 2, 1),
         (1, 4, 5, 5, 2, 5, 1, 0),
+        // Output widths 4 (DTN's conv3) and 28, compiled as constants (see `with_width!`).
+        (3, 5, 8, 8, 4, 5, 2, 2),
+        (2, 1, 30, 30, 2, 3, 1, 0),
     ];
     for (i, &(n, c, h, w, o, k, stride, padding)) in cases.iter().enumerate() {
         let spec = Conv2dSpec { stride, padding };
