@@ -56,6 +56,10 @@ pub(super) struct Geometry {
 /// cache. 4 MB measured best on DTN (2 MB: −3 %, 8 MB: −4 %); LeNets hit the 16-image cap.
 const COL_BUDGET: usize = 1 << 20;
 
+/// The same for the input gradient's `wᵀ·∂y` matrix, which col2im then reads back piecemeal:
+/// 1 MB, to stay in L2 (DTN b64 +2.6 % over 4 MB).
+const DCOL_BUDGET: usize = 1 << 18;
+
 impl Geometry {
     pub(super) fn new(x: &[usize], w: &[usize], spec: Conv2dSpec) -> Result<Self> {
         let (&[n, c, h, wd], &[o, cw, k, k2]) = (x, w) else {
@@ -70,16 +74,16 @@ impl Geometry {
         }
         let out = |s: usize| (s + 2 * spec.padding - k) / spec.stride + 1;
         let (oh, ow) = (out(h), out(wd));
-        let chunk = Self::chunk_size(c * k * k * oh * ow);
+        let chunk = Self::chunk_size(c * k * k * oh * ow, COL_BUDGET);
         Ok(Self { n, c, h, w: wd, o, k, stride: spec.stride, pad: spec.padding, oh, ow, chunk })
     }
 
     /// Images per work item, from the layer's shape alone (never the thread count, so results
     /// do not depend on it): the power of two in 1..=16 whose im2col matrix is nearest below
-    /// [`COL_BUDGET`]. Small layers (LeNet's) get 16 images, DTN's wide ones 8–16.
-    fn chunk_size(col_per_image: usize) -> usize {
+    /// `budget`. Small layers (LeNet's) get 16 images, DTN's wide ones 8–16 ([`COL_BUDGET`]).
+    fn chunk_size(col_per_image: usize, budget: usize) -> usize {
         let mut chunk = 16;
-        while chunk > 1 && chunk * col_per_image > COL_BUDGET {
+        while chunk > 1 && chunk * col_per_image > budget {
             chunk /= 2;
         }
         chunk
@@ -360,6 +364,7 @@ fn forward<T: Real>(g: &Geometry, x: &[T], w: &[T], b: &[T], keep: Option<&Cols<
 
 /// `∂x` from `∂y` and `w`: per chunk, `col2im(wᵀ·∂y)`.
 fn grad_input<T: Real>(g: &Geometry, dy: &[T], w: &[T]) -> Vec<T> {
+    let g = &Geometry { chunk: Geometry::chunk_size(g.rows() * g.pixels(), DCOL_BUDGET), ..*g };
     parallel::zeroed_pieces(g.n * g.image(), g.chunk * g.image(), |chunk, dxs| {
         let (lo, hi) = chunk_range(g, chunk);
         let (l, ld) = (g.pixels(), (hi - lo) * g.pixels());
