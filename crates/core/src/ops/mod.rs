@@ -3,8 +3,11 @@
 //! candle's CPU convolution gradient goes through a direct `conv_transpose2d` loop and its
 //! max-pool backward is wrong (see `max_pool2d`), so the core brings its own: convolution as
 //! im2col/col2im around faer's GEMM, and max-pooling that remembers nothing
-//! but recomputes each window's first maximum. Each op has a `*_slow` reference written with
-//! candle primitives; tests check one against the other in f64.
+//! but recomputes each window's first maximum. Fused ops (convolution → batch norm → ReLU,
+//! convolution → max-pool → ReLU) keep the intermediate out of candle's graph, whose backward
+//! pass would zero-fill and add a full-size gradient for it. Each op has a `*_slow` reference
+//! written with candle primitives, or equals the composition of such ops; tests check them
+//! against each other in f64.
 //!
 //! Parallelism is over images, in chunks whose size does not depend on the thread count, and
 //! reductions over the batch add chunk partials in a fixed order: results are bit-identical
