@@ -30,11 +30,6 @@ pub fn conv2d(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
     ops::conv2d(x, w, b, ops::Conv2dSpec::default())
 }
 
-/// 2-D convolution plus bias with a stride and zero padding.
-pub fn conv2d_strided(x: &Tensor, w: &Tensor, b: &Tensor, stride: usize, padding: usize) -> Result<Tensor> {
-    ops::conv2d(x, w, b, ops::Conv2dSpec { stride, padding })
-}
-
 /// `relu(max_pool2d(conv2d(x, w, b), k))` in one op (stride-1, unpadded convolution): equal
 /// to the three layers, without the full-size convolution output in the autograd graph.
 pub fn conv2d_max_pool_relu(x: &Tensor, w: &Tensor, b: &Tensor, k: usize) -> Result<Tensor> {

@@ -198,9 +198,8 @@ pub(super) fn dtn(init: &mut Initializer, dev: &Device) -> Result<Box<dyn Model>
 
 impl Dtn {
     fn backbone(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
-        let mut x = x.clone();
+        let (mut x, conv) = (x.clone(), Conv2dSpec { stride: 2, padding: 2 });
         for (i, ((w, b), bn, drop)) in self.convs.iter().enumerate() {
-            let conv = crate::ops::Conv2dSpec { stride: 2, padding: 2 };
             x = bn.conv_forward_then(&x, (w, b), conv, mode.norm(), *drop, dropout_seed(mode, i as u64), true)?;
         }
         x.flatten_from(1)

@@ -239,7 +239,7 @@ fn from_phases_add<T: Float>(g: &Geometry, q: &Phases, phases: &[T], x: &mut [T]
 }
 
 /// Runs `$f::<T, W>` with the output width `W` as a compile-time constant for the widths of
-/// the registry models (DTN: 16, 8, 4; LeNets: 28, 24, 8), else `W = 0` (read at run time):
+/// the registry models (DTN: 16, 8, 4; LeNets: 24, 8), else `W = 0` (read at run time):
 /// with a known width each run of the copies below compiles to fixed-size vector moves
 /// instead of a loop. DTN's 4- and 8-wide runs number 1.6 million per training step.
 macro_rules! with_width {
@@ -249,7 +249,6 @@ macro_rules! with_width {
             8 => $f::<$t, 8>($($arg),*),
             16 => $f::<$t, 16>($($arg),*),
             24 => $f::<$t, 24>($($arg),*),
-            28 => $f::<$t, 28>($($arg),*),
             _ => $f::<$t, 0>($($arg),*),
         }
     };

@@ -67,7 +67,7 @@ fn grad_params<T: Real>(x: &[T], dy: &[T], y: &[T], (n, fin, fout): (usize, usiz
     let mut db = vec![T::zero(); fout];
     for row in dz.chunks(fout) {
         for (s, &v) in db.iter_mut().zip(row) {
-            *s = *s + v;
+            *s += v;
         }
     }
     let (wn, size) = (fout * fin, features_per_piece(fout) * fin);

@@ -61,21 +61,16 @@ pub(crate) fn zeroed_pieces<T: num_traits::Float + Send>(
     f: impl Fn(usize, &mut [T]) + Sync,
 ) -> Vec<T> {
     let mut out: Vec<T> = Vec::with_capacity(len);
-    let base = Shared(out.as_mut_ptr());
-    let size = size.max(1);
-    for_each(len.div_ceil(size), |i| {
-        let lo = i * size;
-        let n = size.min(len - lo);
-        // SAFETY: pieces `[i·size, i·size + n)` are disjoint and inside the capacity; each is
-        // initialised (all-zero bits are 0.0 for f32 and f64) before a slice of it is made.
+    for_each_piece(&mut out.spare_capacity_mut()[..len], size.max(1), |i, piece| {
+        // SAFETY: all-zero bits are 0.0 for f32 and f64, so the piece is initialised before the
+        // slice is made.
         let piece = unsafe {
-            let p = base.ptr().add(lo);
-            std::ptr::write_bytes(p, 0, n);
-            std::slice::from_raw_parts_mut(p, n)
+            std::ptr::write_bytes(piece.as_mut_ptr(), 0, piece.len());
+            std::slice::from_raw_parts_mut(piece.as_mut_ptr().cast::<T>(), piece.len())
         };
         f(i, piece)
     });
-    // SAFETY: every piece, hence every value below `len`, was initialised above.
+    // SAFETY: the pieces cover `0..len`, and each was initialised.
     unsafe { out.set_len(len) };
     out
 }

@@ -38,7 +38,8 @@ fn conv2d_matches_candle_with_all_gradients() {
         (5, 3, 32, 32, 8, 5, 2, 2),
         (2, 2, 7, 9, 3, 3, 2, 1),
         (1, 4, 5, 5, 2, 5, 1, 0),
-        // Output widths 4 (DTN's conv3) and 28, compiled as constants (see `with_width!`).
+        // Output width 4 (DTN's conv3), compiled as a constant (see `with_width!`), and 28,
+        // which takes the general loop.
         (3, 5, 8, 8, 4, 5, 2, 2),
         (2, 1, 30, 30, 2, 3, 1, 0),
     ];
