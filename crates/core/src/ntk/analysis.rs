@@ -35,7 +35,8 @@ pub struct NtkConfig {
     pub eigen: bool,
     /// Parameter-name prefixes (`conv1`, `fc3.weight`) the kernel is restricted to; all when empty.
     pub layers: Vec<String>,
-    /// Bytes the kernel and its Jacobians may take.
+    /// Bytes the kernel and its Jacobians may take; for top-k, the factors of the NTK-vector
+    /// products (beyond it they run through the engine instead).
     pub memory_budget: usize,
     /// Samples per forward pass.
     pub batch_size: usize,
@@ -230,8 +231,9 @@ fn analyse_as<T: Real>(
         }
     }
     if config.top_k > 0 {
-        let mut op =
-            NtkOperator::new(&prog, &w, &batches, config.kernel, spec.classes, Some(&selected)).cancel_on(cancel);
+        let mut op = NtkOperator::new(&prog, &w, &batches, config.kernel, spec.classes, Some(&selected))
+            .memory_budget(config.memory_budget)
+            .cancel_on(cancel);
         let eig = EigenConfig { k: config.top_k, seed: config.seed, ..EigenConfig::default() };
         let top = spectra::top_eigen(&mut op, &eig)?;
         on_progress(&Progress::analysis(op.products(), start.elapsed().as_secs_f64(), "top-k"));

@@ -9,19 +9,22 @@
 //!   `(aᵢ·aⱼ + 1)(δᵢ·δⱼ)` from its inputs `a` and output cotangents `δ` — and contracts the other
 //!   layers' (convolutions', norms') small per-sample gradients;
 //! - [`Method::Ntvp`]: matrix-free products `Θ·u = J·(Jᵀu)` (a VJP then a JVP of the program
-//!   engine), for Lanczos on kernels too large to form ([`NtkOperator`]).
+//!   engine), for Lanczos on kernels too large to form ([`NtkOperator`]). Lanczos runs them on
+//!   each batch's linearisation factored layer by layer (the structured method's signals,
+//!   kept: see `factors.rs`), a third of the engine's cost per product.
 //!
 //! Kernels: [`Kernel::Full`] (`NC × NC`, row `n·C + c`), [`Kernel::Blocks`] (the same values
 //! seen as `N×C×N×C`: block `(i, j)` is `Θ(xᵢ, xⱼ) ∈ R^{C×C}`), [`Kernel::Trace`] (`N×N`, the
 //! sum over logits). All in evaluation mode: with batch statistics samples are not independent.
 pub mod analysis;
+mod factors;
 mod kernel;
 mod npy;
 mod operator;
 
 pub use analysis::{analyse, NtkConfig, NtkReport};
 pub use npy::write_npy;
-pub use operator::NtkOperator;
+pub use operator::{NtkOperator, Products};
 
 use crate::error::{Error, Result};
 use crate::ops::Real;

@@ -1,13 +1,32 @@
-//! NTK-vector products `Θ·u = J·(Jᵀ·u)` without forming `J` or `Θ`: one VJP and one JVP of the
-//! program engine per batch. Each batch's forward pass is kept after the first product, so a
-//! product costs one backward and one tangent pass per batch; memory is the activations of the
-//! set (LeNet5: about 33 KB per image), never `N²`.
+//! NTK-vector products `Θ·u = J·(Jᵀ·u)` without forming `J` or `Θ`, two ways:
+//! - [`Products::Factored`] (the default): each batch's linearisation factored layer by layer
+//!   at the first product ([`super::factors`]; one backward pass per logit), so that a product
+//!   is one weight gradient and one single-layer forward pass per layer;
+//! - [`Products::Engine`]: one VJP and one JVP of the program engine per batch over its kept
+//!   forward pass — the cheaper set-up, for a few products, and an independent check.
+//!
+//! Memory grows with `N`, never `N²`: LeNet5 keeps about 33 KB per image either way.
+use super::factors::Factors;
 use super::{Kernel, NtkMatrix};
 use crate::error::{Error, Result};
 use crate::hessian::spectra::SymmetricOperator;
 use crate::ops::Real;
 use crate::program::{self, Act, Forward, Program, Weights};
 use std::sync::atomic::{AtomicBool, Ordering};
+
+/// How [`NtkOperator`] computes its products.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Products {
+    Factored,
+    Engine,
+}
+
+/// What the products run on, made at the first product.
+enum Linearisation<T> {
+    None,
+    Factored(Vec<Factors<T>>),
+    Engine(Vec<Forward<T>>),
+}
 
 /// `Θ(X, X)` over a set of input batches as a symmetric operator on `R^{NC}` (full kernel,
 /// index `n·C + c`) or `R^N` (trace kernel).
@@ -21,8 +40,10 @@ pub struct NtkOperator<'a, T> {
     selected: Vec<bool>,
     cancel: Option<&'a AtomicBool>,
     products: usize,
-    /// Each batch's forward pass, from the first product on.
-    forwards: Vec<Forward<T>>,
+    how: Products,
+    /// Bytes the factors may take; above it the products go through the engine.
+    budget: usize,
+    linearisation: Linearisation<T>,
 }
 
 impl<'a, T: Real> NtkOperator<'a, T> {
@@ -35,7 +56,41 @@ impl<'a, T: Real> NtkOperator<'a, T> {
         selected: Option<&[bool]>,
     ) -> Self {
         let selected = selected.map_or_else(|| vec![true; weights.len()], <[bool]>::to_vec);
-        Self { program, weights, batches, kernel, classes, selected, cancel: None, products: 0, forwards: Vec::new() }
+        Self {
+            program,
+            weights,
+            batches,
+            kernel,
+            classes,
+            selected,
+            cancel: None,
+            products: 0,
+            how: Products::Factored,
+            budget: usize::MAX,
+            linearisation: Linearisation::None,
+        }
+    }
+
+    /// Products through the engine, or factored (the default).
+    pub fn products_by(mut self, how: Products) -> Self {
+        self.how = how;
+        self
+    }
+
+    /// At most `bytes` of factors: beyond, the products fall back to the engine.
+    pub fn memory_budget(mut self, bytes: usize) -> Self {
+        self.budget = bytes;
+        self
+    }
+
+    /// How the products are computed: as asked, or through the engine once the factors
+    /// outgrew the budget. `None` before the first product.
+    pub fn computed_by(&self) -> Option<Products> {
+        match self.linearisation {
+            Linearisation::None => None,
+            Linearisation::Factored(_) => Some(Products::Factored),
+            Linearisation::Engine(_) => Some(Products::Engine),
+        }
     }
 
     pub fn cancel_on(mut self, flag: &'a AtomicBool) -> Self {
@@ -51,13 +106,31 @@ impl<'a, T: Real> NtkOperator<'a, T> {
         self.batches.iter().map(Act::n).sum()
     }
 
-    /// The kept forward passes, made on first use.
-    fn forwards(&mut self) -> Result<&[Forward<T>]> {
-        if self.forwards.is_empty() {
-            self.forwards =
-                self.batches.iter().map(|b| Forward::new(self.program, self.weights, b)).collect::<Result<_>>()?;
+    /// The factors or kept forward passes, made on first use.
+    fn linearise(&mut self) -> Result<()> {
+        if !matches!(self.linearisation, Linearisation::None) {
+            return Ok(());
         }
-        Ok(&self.forwards)
+        if self.how == Products::Factored {
+            let (mut factors, mut bytes) = (Vec::with_capacity(self.batches.len()), 0);
+            for b in self.batches {
+                let f = Factors::new(self.program, self.weights, b, &self.selected, self.cancel)?;
+                bytes += f.bytes();
+                if bytes > self.budget {
+                    factors.clear();
+                    break;
+                }
+                factors.push(f);
+            }
+            if factors.len() == self.batches.len() {
+                self.linearisation = Linearisation::Factored(factors);
+                return Ok(());
+            }
+        }
+        self.linearisation = Linearisation::Engine(
+            self.batches.iter().map(|b| Forward::new(self.program, self.weights, b)).collect::<Result<_>>()?,
+        );
+        Ok(())
     }
 
     fn check_cancel(&self) -> Result<()> {
@@ -71,17 +144,23 @@ impl<'a, T: Real> NtkOperator<'a, T> {
     fn vjp(&mut self, u: &[f64]) -> Result<Vec<Vec<f64>>> {
         let mut acc: Vec<Vec<f64>> = self.weights.iter().map(|p| vec![0.0; p.len()]).collect();
         let mut at = 0;
-        self.forwards()?;
-        for f in &self.forwards {
+        self.linearise()?;
+        let mut add = |p: usize, g: &[T]| {
+            if self.selected[p] {
+                acc[p].iter_mut().zip(g).for_each(|(a, g)| *a += g.as_f64());
+            }
+        };
+        for (i, b) in self.batches.iter().enumerate() {
             self.check_cancel()?;
-            let len = f.logits().data.len();
+            let len = b.n() * self.classes;
             let ub: Vec<T> = u[at..at + len].iter().map(|&v| T::of_f64(v)).collect();
             at += len;
-            let g = f.vjp(self.program, self.weights, &ub)?;
-            for ((a, g), &on) in acc.iter_mut().zip(g).zip(&self.selected) {
-                if on {
-                    a.iter_mut().zip(g).for_each(|(a, g)| *a += g.as_f64());
+            match &self.linearisation {
+                Linearisation::Factored(f) => f[i].vjp(&ub)?.iter().for_each(|(p, g)| add(*p, g)),
+                Linearisation::Engine(f) => {
+                    f[i].vjp(self.program, self.weights, &ub)?.iter().enumerate().for_each(|(p, g)| add(p, g))
                 }
+                Linearisation::None => unreachable!("linearised above"),
             }
         }
         Ok(acc)
@@ -91,10 +170,15 @@ impl<'a, T: Real> NtkOperator<'a, T> {
     fn jvp(&mut self, v: &[Vec<f64>]) -> Result<Vec<f64>> {
         let v: Weights<T> = v.iter().map(|p| p.iter().map(|&a| T::of_f64(a)).collect()).collect();
         let mut out = Vec::with_capacity(self.samples() * self.classes);
-        self.forwards()?;
-        for f in &self.forwards {
-            let t = f.jvp(self.program, self.weights, &v)?;
-            out.extend(t.iter().map(|&a| a.as_f64()));
+        self.linearise()?;
+        match &self.linearisation {
+            Linearisation::Factored(f) => f.iter().for_each(|f| out.extend(f.jvp(&v))),
+            Linearisation::Engine(f) => {
+                for f in f {
+                    out.extend(f.jvp(self.program, self.weights, &v)?.iter().map(|&a| a.as_f64()));
+                }
+            }
+            Linearisation::None => unreachable!("linearised above"),
         }
         Ok(out)
     }
@@ -146,8 +230,10 @@ pub(super) fn kernel_by_products<T: Real>(
 ) -> Result<NtkMatrix> {
     let classes = program::jvp(program, w, x1, &w.iter().map(|p| vec![T::zero(); p.len()]).collect())?.logits.dims[1];
     let (b1, b2) = (std::slice::from_ref(x1), std::slice::from_ref(x2));
-    let mut left = NtkOperator::new(program, w, b1, Kernel::Full, classes, Some(selected));
-    let mut right = NtkOperator::new(program, w, b2, Kernel::Full, classes, Some(selected));
+    let mut left =
+        NtkOperator::new(program, w, b1, Kernel::Full, classes, Some(selected)).products_by(Products::Engine);
+    let mut right =
+        NtkOperator::new(program, w, b2, Kernel::Full, classes, Some(selected)).products_by(Products::Engine);
     right.cancel = cancel;
     let (n1, n2) = (x1.n(), x2.n());
     let (rows, cols) = match kernel {

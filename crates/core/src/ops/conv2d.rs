@@ -661,6 +661,30 @@ impl ConvKernels {
         grad_params(&self.0, x, dy, None)
     }
 
+    /// Per-sample parameter gradients for each of several cotangents `dys[c]` (`N×O×OH×OW`
+    /// each): row `n·C + c` holds image `n`'s `∂w` (`O×K`) then `∂b` (`O`). One im2col and one
+    /// GEMM per image serve all cotangents (the per-sample Jacobians of the NTK).
+    pub(crate) fn sample_grad_params<T: Real>(&self, x: &[T], dys: &[&[T]]) -> Vec<T> {
+        let g = &self.0;
+        let (classes, k, l, out) = (dys.len(), g.rows(), g.pixels(), g.out_image());
+        let (one, width) = (Geometry { n: 1, ..*g }, g.o * k + g.o);
+        parallel::zeroed_pieces(g.n * classes * width, classes * width, |n, rows| {
+            let (mut col, mut dy, mut dw) = (Scratch::take(), Scratch::take(), Scratch::take());
+            im2col_chunk(&one, &x[n * g.image()..][..g.image()], (0, 1), &mut col);
+            dy.clear();
+            dys.iter().for_each(|d| dy.extend_from_slice(&d[n * out..][..out]));
+            // ∂w of every cotangent ((C·O) × K) = ∂y ((C·O) × L) · colᵀ (L × K)
+            dw.resize(classes * g.o * k, T::zero());
+            matmul(classes * g.o, k, l, &mut dw, false, &dy, l, 1, &col, 1, l);
+            for ((row, dwc), dyc) in rows.chunks_mut(width).zip(dw.chunks(g.o * k)).zip(dy.chunks(out)) {
+                row[..g.o * k].copy_from_slice(dwc);
+                for (b, r) in row[g.o * k..].iter_mut().zip(dyc.chunks(l)) {
+                    *b = r.iter().fold(T::zero(), |s, &v| s + v);
+                }
+            }
+        })
+    }
+
     /// This convolution with `parts` kernels stacked along the output channels.
     fn stacked(&self, parts: usize) -> Geometry {
         Geometry { o: self.0.o * parts, ..self.0 }

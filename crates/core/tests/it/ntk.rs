@@ -1,9 +1,10 @@
 //! The empirical NTK (`goldpan_core::ntk`): the known kernel of a linear model, the three methods
 //! against each other and against Jacobians from finite differences (f64), spectra against
 //! a dense eigendecomposition, the memory budget, and `.npy` output.
+use goldpan_core::hessian::spectra::SymmetricOperator;
 use goldpan_core::hessian::spectra::{self, EigenConfig};
 use goldpan_core::models::{self, Mode};
-use goldpan_core::ntk::{self, Kernel, Method, NtkMatrix, NtkOperator};
+use goldpan_core::ntk::{self, Kernel, Method, NtkMatrix, NtkOperator, Products};
 use goldpan_core::ops::Conv2dSpec;
 use goldpan_core::program::{self, Act, Op, Program, Weights};
 use rand::{Rng, SeedableRng};
@@ -200,6 +201,86 @@ fn spectra_match_dense_and_matrix_free_lanczos() {
             assert!((a - b).abs() < 1e-8 * s.eigenvalues[0], "{kernel:?}: Lanczos {a} vs dense {b}");
         }
     }
+}
+
+/// `Θ·u` from the kernel matrix.
+fn times(k: &NtkMatrix, u: &[f64]) -> Vec<f64> {
+    (0..k.rows).map(|i| (0..k.cols).map(|j| k.get(i, j) * u[j]).sum()).collect()
+}
+
+fn rel(a: &[f64], b: &[f64]) -> f64 {
+    let scale = b.iter().fold(0f64, |m, v| m.max(v.abs()));
+    a.iter().zip(b).fold(0f64, |m, (x, y)| m.max((x - y).abs())) / scale
+}
+
+/// A model, its weights, its batches and the parameter subsets to check.
+type Case = (String, Program, Weights<f64>, Vec<Act<f64>>, Vec<Vec<bool>>);
+
+#[test]
+fn factored_products_equal_engine_products_and_the_formed_kernel() {
+    // Every factor kind: LeNet5's first convolution as Jacobian rows (156 parameters, up to 864
+    // reached positions), its second as sparse cotangents (2416 against at most 256), linear
+    // layers; the small net's batch norm and weight-normalised layer as rows; DTN's
+    // convolutions with batch norm in between. Layer subsets take each part of a layer alone.
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let mut cases: Vec<Case> = Vec::new();
+    for name in ["lenet5", "dtn"] {
+        let model = models::spec(name).unwrap().build(1, &candle_core::Device::Cpu).unwrap();
+        let prog = model.program(Mode::Eval).unwrap();
+        let w = program::weights::<f64>(model.params()).unwrap();
+        let shape = models::spec(name).unwrap().input;
+        let per = shape.0 * shape.1 * shape.2;
+        let batches = [3, 2]
+            .iter()
+            .map(|&n| Act::new(uniform(&mut rng, n * per, 0.0, 1.0), vec![n, shape.0, shape.1, shape.2]).unwrap())
+            .collect();
+        let names: Vec<String> = model.params().iter().map(|(n, _)| n.to_string()).collect();
+        let pick = |want: &[&str]| names.iter().map(|n| want.contains(&n.as_str())).collect::<Vec<bool>>();
+        let mut subsets = vec![vec![true; names.len()]];
+        if name == "lenet5" {
+            subsets.push(pick(&["conv2.bias"]));
+            subsets.push(pick(&["conv2.weight", "fc1.weight"]));
+            subsets.push(pick(&["conv1.weight", "fc3.bias"]));
+        }
+        cases.push((name.into(), prog, w, batches, subsets));
+    }
+    let prog = small_net();
+    let w = program::unflatten(&prog, &uniform(&mut rng, prog.param_count(), 0.2, 1.0)).unwrap();
+    let batches = vec![Act::new(uniform(&mut rng, 3 * 16, -1.0, 1.0), vec![3, 1, 4, 4]).unwrap()];
+    cases.push(("small net".into(), prog, w, batches, vec![vec![true; 9]]));
+    for (name, prog, w, batches, subsets) in &cases {
+        let n: usize = batches.iter().map(Act::n).sum();
+        let mut dims = batches[0].dims.clone();
+        dims[0] = n;
+        let all = Act::new(batches.iter().flat_map(|b| b.data.iter().copied()).collect(), dims).unwrap();
+        for selected in subsets {
+            for kernel in [Kernel::Full, Kernel::Trace] {
+                let k = ntk::ntk(prog, w, &all, None, kernel, Method::Jacobian, Some(selected), BIG, None).unwrap();
+                let classes = k.classes;
+                let u = uniform(&mut rng, k.rows, -1.0, 1.0);
+                let want = times(&k, &u);
+                let mut factored = NtkOperator::new(prog, w, batches, kernel, classes, Some(selected));
+                let mut engine =
+                    NtkOperator::new(prog, w, batches, kernel, classes, Some(selected)).products_by(Products::Engine);
+                let (a, b) = (factored.apply(&u).unwrap(), engine.apply(&u).unwrap());
+                assert_eq!(factored.computed_by(), Some(Products::Factored));
+                let on: Vec<usize> = (0..selected.len()).filter(|&p| selected[p]).collect();
+                assert!(rel(&a, &want) < 1e-10, "{name} {kernel:?} {on:?}: factored {:e}", rel(&a, &want));
+                assert!(rel(&b, &want) < 1e-10, "{name} {kernel:?} {on:?}: engine {:e}", rel(&b, &want));
+                // A second product reuses the factors.
+                let u2 = uniform(&mut rng, k.rows, -1.0, 1.0);
+                assert!(rel(&factored.apply(&u2).unwrap(), &times(&k, &u2)) < 1e-10, "{name} second product");
+            }
+        }
+    }
+    // Factors above the memory budget: the products go through the engine, and agree.
+    let (_, prog, w, batches, _) = &cases[0];
+    let mut op = NtkOperator::new(prog, w, batches, Kernel::Full, 10, None).memory_budget(1000);
+    let u = uniform(&mut rng, 50, -1.0, 1.0);
+    let a = op.apply(&u).unwrap();
+    assert_eq!(op.computed_by(), Some(Products::Engine));
+    let b = NtkOperator::new(prog, w, batches, Kernel::Full, 10, None).apply(&u).unwrap();
+    assert!(rel(&a, &b) < 1e-10);
 }
 
 #[test]

@@ -1,0 +1,444 @@
+//! One batch's linearisation, factored layer by layer, for NTK-vector products that never run
+//! the network again: `Θ·u = Σ_l J_l·(J_lᵀ·u)` over the layers `l` with parameters in the kernel.
+//!
+//! One backward pass per logit (as for the structured kernel) leaves each layer's input `a_i`
+//! and the cotangents `δ_ic = ∂f_c(x_i)/∂(layer output)`. A product then costs, per layer, one
+//! weight gradient and one forward pass of that layer alone on its kept input — no activation,
+//! ReLU, pooling or other layer in between, and no tangent or cotangent pass through the net:
+//! - linear layer: `J_lᵀu = Σ_{i,c} u_ic·δ_ic·[a_i; 1]ᵀ` (one GEMM), `(J_l·g)_ic = δ_ic·(g·[a_i; 1])`;
+//! - convolution: the same through patches, with `δ` kept sparse: after ReLU and max-pooling
+//!   only the output positions some logit reaches carry a cotangent (a quarter or fewer), and
+//!   they are the same for every logit;
+//! - any other layer, and a convolution with fewer parameters than such positions (LeNet5's
+//!   first): its per-sample Jacobian rows, for two matrix–vector products.
+use crate::error::{Error, Result};
+use crate::ops::kernels::{self, ConvKernels};
+use crate::ops::{matmul, parallel, Real};
+use crate::program::{self, Act, LayerSignal, Op, Program, Weights};
+use std::sync::atomic::AtomicBool;
+
+/// Samples per parallel work item in the passes over cotangents.
+const SAMPLES: usize = 32;
+
+/// A layer's parameters in the kernel: `(parameter index, length)`, in the layer's order.
+type Params = Vec<(usize, usize)>;
+
+enum Layer<T> {
+    /// Per-sample Jacobian rows `∂f_c(x_i)/∂θ_l`, row `i·C + c`, over `params` concatenated.
+    Rows { params: Params, width: usize, jacobian: Vec<T> },
+    Linear {
+        weight: Option<usize>,
+        bias: Option<usize>,
+        /// `(n, in, out)`.
+        dims: (usize, usize, usize),
+        input: Vec<T>,
+        /// `δ_ic`, row `i·C + c` of `out` values.
+        cotangents: Vec<T>,
+    },
+    Conv {
+        weight: Option<usize>,
+        bias: Option<usize>,
+        /// Zero stand-ins for a weight or bias outside the kernel.
+        zero_weight: Vec<T>,
+        zero_bias: Vec<T>,
+        kernels: ConvKernels,
+        input: Vec<T>,
+        /// Values in one sample's output.
+        out_len: usize,
+        /// Sample `i`'s reached output positions are `index[start[i]..start[i + 1]]`.
+        start: Vec<usize>,
+        index: Vec<u32>,
+        /// Sample `i`'s `δ_ic` at its positions: `C` rows of `start[i + 1] − start[i]` values
+        /// from `C·start[i]` on.
+        cotangents: Vec<T>,
+    },
+}
+
+/// A layer while the per-logit passes run. Convolutions keep dense cotangents until every
+/// logit has been seen: their reached positions are the union over logits, and their
+/// per-sample Jacobian rows come from one im2col and one GEMM per sample for all logits.
+enum Building<T> {
+    Done(Layer<T>),
+    Sparse {
+        layer: Layer<T>,
+        dense: Vec<Vec<T>>,
+    },
+    ConvRows {
+        params: Params,
+        /// Whether the weight and the bias are in the kernel.
+        on: (bool, bool),
+        width: usize,
+        kernels: ConvKernels,
+        input: Vec<T>,
+        dense: Vec<Vec<T>>,
+    },
+}
+
+impl<T: Real> Building<T> {
+    fn finish(self, n: usize) -> Layer<T> {
+        match self {
+            Building::Done(layer) => layer,
+            Building::Sparse { layer, dense } => compress(layer, &dense, n),
+            Building::ConvRows { params, on, width, kernels, input, dense } => {
+                let dys: Vec<&[T]> = dense.iter().map(Vec::as_slice).collect();
+                let mut jacobian = kernels.sample_grad_params(&input, &dys);
+                if on != (true, true) {
+                    // Rows of `∂w` then `∂b`: keep the part in the kernel.
+                    let full = jacobian.len() / (n * dys.len()).max(1);
+                    let keep = if on.0 { 0..width } else { full - width..full };
+                    jacobian = jacobian.chunks(full).flat_map(|r| r[keep.clone()].iter().copied()).collect();
+                }
+                Layer::Rows { params, width, jacobian }
+            }
+        }
+    }
+}
+
+/// A batch's factors (see the module doc).
+pub(super) struct Factors<T> {
+    n: usize,
+    classes: usize,
+    layers: Vec<Layer<T>>,
+}
+
+/// The parameters of `indices` that are `selected`, with their lengths.
+fn params_in(program: &Program, selected: &[bool], indices: &[usize]) -> Params {
+    indices.iter().filter(|&&p| selected[p]).map(|&p| (p, program.param_shapes[p].iter().product::<usize>())).collect()
+}
+
+fn param_indices(op: &Op) -> Vec<usize> {
+    match op {
+        Op::Conv2d { weight, bias, .. } | Op::Linear { weight, bias } => vec![*weight, *bias],
+        Op::WeightNormLinear { direction, gain, bias } => vec![*direction, *gain, *bias],
+        Op::BatchNorm { gamma, beta, .. } => vec![*gamma, *beta],
+        _ => Vec::new(),
+    }
+}
+
+impl<T: Real> Factors<T> {
+    /// One forward pass and one backward pass per logit over `x`.
+    pub fn new(
+        program: &Program,
+        w: &Weights<T>,
+        x: &Act<T>,
+        selected: &[bool],
+        cancel: Option<&AtomicBool>,
+    ) -> Result<Self> {
+        let n = x.n();
+        let mut building: Vec<(usize, Building<T>)> = Vec::new();
+        let logits = program::logit_backprop(program, w, x, &mut |c, sig: &LayerSignal<T>| {
+            super::kernel::check(cancel)?;
+            let at = match building.iter().position(|(i, _)| *i == sig.op_index) {
+                Some(at) => at,
+                None => match start(program, selected, sig, n)? {
+                    Some(b) => {
+                        building.push((sig.op_index, b));
+                        building.len() - 1
+                    }
+                    None => return Ok(()),
+                },
+            };
+            record(program, w, sig, c, n, &mut building[at].1)
+        })?;
+        let classes = logits.dims[1];
+        let layers = building.into_iter().map(|(_, b)| b.finish(n)).collect();
+        Ok(Self { n, classes, layers })
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        let t = std::mem::size_of::<T>();
+        self.layers
+            .iter()
+            .map(|l| match l {
+                Layer::Rows { jacobian, .. } => jacobian.len() * t,
+                Layer::Linear { input, cotangents, .. } => (input.len() + cotangents.len()) * t,
+                Layer::Conv { input, start, index, cotangents, .. } => {
+                    (input.len() + cotangents.len()) * t + start.len() * 8 + index.len() * 4
+                }
+            })
+            .sum()
+    }
+
+    /// `Jᵀ·u` for `u` over this batch's logits (`i·C + c`): `(parameter index, gradient)` pairs
+    /// for the parameters in the kernel.
+    pub fn vjp(&self, u: &[T]) -> Result<Vec<(usize, Vec<T>)>> {
+        let (n, c) = (self.n, self.classes);
+        if u.len() != n * c {
+            return Err(Error::Shape(format!("a cotangent of {} values for {n}×{c} logits", u.len())));
+        }
+        let mut out = Vec::new();
+        for layer in &self.layers {
+            match layer {
+                Layer::Rows { params, width, jacobian } => {
+                    let mut g = vec![T::zero(); *width];
+                    matmul(1, *width, n * c, &mut g, false, u, n * c, 1, jacobian, *width, 1);
+                    let mut at = 0;
+                    for &(p, len) in params {
+                        out.push((p, g[at..at + len].to_vec()));
+                        at += len;
+                    }
+                }
+                Layer::Linear { weight, bias, dims, input, cotangents } => {
+                    let delta = weigh_dense(u, cotangents, c, dims.2);
+                    let (gw, gb) = kernels::linear::grad_params(input, &delta, *dims);
+                    out.extend(weight.map(|p| (p, gw)));
+                    out.extend(bias.map(|p| (p, gb)));
+                }
+                Layer::Conv { weight, bias, kernels, input, out_len, start, index, cotangents, .. } => {
+                    let delta = weigh_sparse(u, c, *out_len, start, index, cotangents);
+                    let (gw, gb) = kernels.grad_params(input, &delta);
+                    out.extend(weight.map(|p| (p, gw)));
+                    out.extend(bias.map(|p| (p, gb)));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// `J·g` (`i·C + c`) for a direction `g` over all parameters (those outside the kernel are
+    /// not read).
+    pub fn jvp(&self, g: &Weights<T>) -> Vec<f64> {
+        let (n, c) = (self.n, self.classes);
+        let mut out = vec![0.0; n * c];
+        for layer in &self.layers {
+            match layer {
+                Layer::Rows { params, width, jacobian } => {
+                    let v: Vec<T> = params.iter().flat_map(|&(p, _)| g[p].iter().copied()).collect();
+                    let mut y = vec![T::zero(); n * c];
+                    matmul(n * c, 1, *width, &mut y, false, jacobian, *width, 1, &v, 1, 1);
+                    out.iter_mut().zip(&y).for_each(|(o, y)| *o += y.as_f64());
+                }
+                Layer::Linear { weight, bias, dims, input, cotangents } => {
+                    let zeros = |len| vec![T::zero(); len];
+                    let gw = weight.map_or_else(|| zeros(dims.1 * dims.2), |p| g[p].clone());
+                    let gb = bias.map_or_else(|| zeros(dims.2), |p| g[p].clone());
+                    let y = kernels::linear::forward(input, &gw, &gb, *dims);
+                    contract_dense(&mut out, cotangents, &y, c, dims.2);
+                }
+                Layer::Conv {
+                    weight,
+                    bias,
+                    zero_weight,
+                    zero_bias,
+                    kernels,
+                    input,
+                    out_len,
+                    start,
+                    index,
+                    cotangents,
+                } => {
+                    let gw = weight.map_or(&zero_weight[..], |p| &g[p][..]);
+                    let gb = bias.map_or(&zero_bias[..], |p| &g[p][..]);
+                    let y = kernels.forward(input, gw, gb);
+                    contract_sparse(&mut out, c, *out_len, start, index, cotangents, &y);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// A layer's factor, at its first signal; `None` when none of its parameters is in the kernel.
+fn start<T: Real>(program: &Program, selected: &[bool], sig: &LayerSignal<T>, n: usize) -> Result<Option<Building<T>>> {
+    let params = params_in(program, selected, &param_indices(sig.op));
+    if params.is_empty() {
+        return Ok(None);
+    }
+    let on = |p: usize| selected[p].then_some(p);
+    let width: usize = params.iter().map(|p| p.1).sum();
+    let rows = || Building::Done(Layer::Rows { params: params.clone(), width, jacobian: Vec::new() });
+    Ok(Some(match sig.op {
+        Op::Linear { weight, bias } => Building::Done(Layer::Linear {
+            weight: on(*weight),
+            bias: on(*bias),
+            dims: (n, sig.input_dims[1], sig.grad_output.len() / n.max(1)),
+            input: sig.input.to_vec(),
+            cotangents: vec![T::zero(); sig.grad_output.len() * sig.classes],
+        }),
+        Op::Conv2d { weight, bias, spec } => {
+            // Sparse cotangents pay when a sample reaches fewer output positions than the layer
+            // has parameters; logit 0's count stands for all.
+            let reached = sig.grad_output.iter().filter(|v| **v != T::zero()).count() / n.max(1);
+            let shape = &program.param_shapes[*weight];
+            if width <= reached {
+                Building::ConvRows {
+                    params,
+                    on: (selected[*weight], selected[*bias]),
+                    width,
+                    kernels: ConvKernels::new(sig.input_dims, shape, *spec)?,
+                    input: sig.input.to_vec(),
+                    dense: Vec::new(),
+                }
+            } else {
+                Building::Sparse {
+                    layer: Layer::Conv {
+                        weight: on(*weight),
+                        bias: on(*bias),
+                        zero_weight: vec![T::zero(); shape.iter().product()],
+                        zero_bias: vec![T::zero(); shape[0]],
+                        kernels: ConvKernels::new(sig.input_dims, shape, *spec)?,
+                        input: sig.input.to_vec(),
+                        out_len: sig.grad_output.len() / n.max(1),
+                        start: Vec::new(),
+                        index: Vec::new(),
+                        cotangents: Vec::new(),
+                    },
+                    dense: Vec::new(),
+                }
+            }
+        }
+        _ => rows(),
+    }))
+}
+
+/// Adds logit `c`'s signal to a layer's factor.
+fn record<T: Real>(
+    program: &Program,
+    w: &Weights<T>,
+    sig: &LayerSignal<T>,
+    c: usize,
+    n: usize,
+    b: &mut Building<T>,
+) -> Result<()> {
+    let classes = sig.classes;
+    match b {
+        Building::Sparse { dense, .. } | Building::ConvRows { dense, .. } => dense.push(sig.grad_output.to_vec()),
+        Building::Done(Layer::Linear { dims, cotangents, .. }) => {
+            let out = dims.2;
+            for (i, g) in sig.grad_output.chunks(out).enumerate() {
+                cotangents[(i * classes + c) * out..][..out].copy_from_slice(g);
+            }
+        }
+        Building::Done(Layer::Rows { params, width, jacobian }) => {
+            if jacobian.is_empty() {
+                *jacobian = vec![T::zero(); n * classes * *width];
+            }
+            // Sample s owns rows s·C … s·C + C − 1: one piece each, in parallel.
+            let failed = std::sync::Mutex::new(None);
+            parallel::for_each_piece(jacobian, classes * *width, |s, rows| {
+                match sig.sample_param_grads(program, w, s) {
+                    Ok(grads) => {
+                        let row = &mut rows[c * *width..][..*width];
+                        let mut at = 0;
+                        for &(p, len) in params.iter() {
+                            if let Some((_, g)) = grads.iter().find(|(q, _)| *q == p) {
+                                row[at..at + len].copy_from_slice(g);
+                            }
+                            at += len;
+                        }
+                    }
+                    Err(e) => *failed.lock().expect("not poisoned") = Some(e),
+                }
+            });
+            if let Some(e) = failed.into_inner().expect("not poisoned") {
+                return Err(e);
+            }
+        }
+        Building::Done(Layer::Conv { .. }) => return Err(Error::Internal("a finished convolution factor".into())),
+    }
+    Ok(())
+}
+
+/// A convolution's dense per-logit cotangents as sparse rows over the positions any logit
+/// reaches, in parallel over pieces of samples.
+fn compress<T: Real>(mut layer: Layer<T>, dense: &[Vec<T>], n: usize) -> Layer<T> {
+    let Layer::Conv { out_len, start, index, cotangents, .. } = &mut layer else { return layer };
+    let len = *out_len;
+    let pieces = parallel::map(n.div_ceil(SAMPLES), |p| {
+        let (mut idx, mut counts, mut vals) = (Vec::new(), Vec::new(), Vec::new());
+        let mut reached = vec![false; len];
+        for i in p * SAMPLES..((p + 1) * SAMPLES).min(n) {
+            reached.fill(false);
+            for d in dense {
+                reached.iter_mut().zip(&d[i * len..][..len]).for_each(|(r, v)| *r |= *v != T::zero());
+            }
+            let first = idx.len();
+            idx.extend(reached.iter().enumerate().filter(|(_, &r)| r).map(|(k, _)| k as u32));
+            for d in dense {
+                let row = &d[i * len..][..len];
+                vals.extend(idx[first..].iter().map(|&k| row[k as usize]));
+            }
+            counts.push(idx.len() - first);
+        }
+        (idx, counts, vals)
+    });
+    start.push(0);
+    for (idx, counts, vals) in pieces {
+        for c in counts {
+            start.push(start.last().copied().unwrap_or(0) + c);
+        }
+        index.extend(idx);
+        cotangents.extend(vals);
+    }
+    layer
+}
+
+/// `Δ_i = Σ_c u_ic·δ_ic` for dense rows of `out` values.
+fn weigh_dense<T: Real>(u: &[T], cotangents: &[T], classes: usize, out: usize) -> Vec<T> {
+    parallel::zeroed_pieces(u.len() / classes * out, SAMPLES * out, |piece, delta| {
+        for (s, d) in delta.chunks_mut(out).enumerate() {
+            let i = piece * SAMPLES + s;
+            for c in 0..classes {
+                let (w, row) = (u[i * classes + c], &cotangents[(i * classes + c) * out..][..out]);
+                d.iter_mut().zip(row).for_each(|(d, &r)| *d += w * r);
+            }
+        }
+    })
+}
+
+/// `out_ic += δ_ic·y_i` for dense rows of `width` values.
+fn contract_dense<T: Real>(out: &mut [f64], cotangents: &[T], y: &[T], classes: usize, width: usize) {
+    parallel::for_each_piece(out, SAMPLES * classes, |piece, o| {
+        for (s, oc) in o.chunks_mut(classes).enumerate() {
+            let i = piece * SAMPLES + s;
+            let yi = &y[i * width..][..width];
+            for (c, o) in oc.iter_mut().enumerate() {
+                let row = &cotangents[(i * classes + c) * width..][..width];
+                *o += row.iter().zip(yi).map(|(&a, &b)| a * b).fold(T::zero(), |s, v| s + v).as_f64();
+            }
+        }
+    });
+}
+
+/// `Δ_i = Σ_c u_ic·δ_ic`, scattered to the full output of each sample.
+fn weigh_sparse<T: Real>(u: &[T], classes: usize, out_len: usize, start: &[usize], index: &[u32], cot: &[T]) -> Vec<T> {
+    let n = start.len() - 1;
+    parallel::zeroed_pieces(n * out_len, SAMPLES * out_len, |piece, delta| {
+        for (s, d) in delta.chunks_mut(out_len).enumerate() {
+            let i = piece * SAMPLES + s;
+            let (lo, hi) = (start[i], start[i + 1]);
+            let idx = &index[lo..hi];
+            for c in 0..classes {
+                let (w, vals) = (u[i * classes + c], &cot[classes * lo + c * (hi - lo)..][..hi - lo]);
+                for (&k, &v) in idx.iter().zip(vals) {
+                    d[k as usize] += w * v;
+                }
+            }
+        }
+    })
+}
+
+/// `out_ic += δ_ic·y_i` over each sample's reached positions.
+fn contract_sparse<T: Real>(
+    out: &mut [f64],
+    classes: usize,
+    out_len: usize,
+    start: &[usize],
+    index: &[u32],
+    cot: &[T],
+    y: &[T],
+) {
+    parallel::for_each_piece(out, SAMPLES * classes, |piece, o| {
+        for (s, oc) in o.chunks_mut(classes).enumerate() {
+            let i = piece * SAMPLES + s;
+            let (lo, hi) = (start[i], start[i + 1]);
+            let (idx, yi) = (&index[lo..hi], &y[i * out_len..][..out_len]);
+            let gathered: Vec<T> = idx.iter().map(|&k| yi[k as usize]).collect();
+            for (c, o) in oc.iter_mut().enumerate() {
+                let vals = &cot[classes * lo + c * (hi - lo)..][..hi - lo];
+                *o += vals.iter().zip(&gathered).map(|(&a, &b)| a * b).fold(T::zero(), |s, v| s + v).as_f64();
+            }
+        }
+    });
+}
