@@ -41,9 +41,9 @@ const { values: opts } = parseArgs({
 const threads = opts.threads ?? String(os.availableParallelism?.() ?? os.cpus().length);
 const env = { ...process.env, CANDLE_NUM_THREADS: threads, RAYON_NUM_THREADS: threads, OMP_NUM_THREADS: threads, MKL_NUM_THREADS: threads };
 
-function run(cmd, args, what) {
+function run(cmd, args, what, extraEnv = {}) {
   process.stderr.write(`[bench] ${what}: ${cmd} ${args.join(" ")}\n`);
-  const r = spawnSync(cmd, args, { cwd: root, env, encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], maxBuffer: 1 << 26 });
+  const r = spawnSync(cmd, args, { cwd: root, env: { ...env, ...extraEnv }, encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], maxBuffer: 1 << 26 });
   if (r.status !== 0) throw new Error(`${what} failed with exit code ${r.status}`);
   return JSON.parse(r.stdout.trim().split("\n").at(-1));
 }
@@ -64,7 +64,11 @@ const goldpanRuns = [];
 const pytorchRuns = [];
 for (let rep = 0; rep < reps; rep++) {
   goldpanRuns.push(run(join(root, "target", "release", "examples", "ntk_bench"),
-    ["--cases", opts.cases, "--data", opts.data, "--eigen-precision", opts["eigen-precision"], ...checkpoint], "goldpan"));
+    ["--cases", opts.cases, "--data", opts.data, "--eigen-precision", opts["eigen-precision"], ...checkpoint], "goldpan",
+    // mimalloc keeps freed pages, as it does inside every addon task (bindings/node/src/alloc.rs),
+    // so `goldpan ntk` runs the same: otherwise each batch's megabyte-sized temporaries come back
+    // as fresh pages the OS must zero (~20 % of the NTK-vector products' set-up).
+    { MIMALLOC_PURGE_DELAY: "-1" }));
   pytorchRuns.push(run(findPython(), [join(here, "pytorch", "ntk.py"), "--cases", opts.cases, "--data", opts.data,
     "--threads", threads, "--max-seconds", opts["max-seconds"], ...checkpoint], "pytorch"));
 }
