@@ -220,11 +220,12 @@ type Case = (String, Program, Weights<f64>, Vec<Act<f64>>, Vec<Vec<bool>>);
 fn factored_products_equal_engine_products_and_the_formed_kernel() {
     // Every factor kind: LeNet5's first convolution as Jacobian rows (156 parameters, up to 864
     // reached positions), its second as sparse cotangents (2416 against at most 256), linear
-    // layers; the small net's batch norm and weight-normalised layer as rows; DTN's
-    // convolutions with batch norm in between. Layer subsets take each part of a layer alone.
+    // layers; the small net's batch norm and weight-normalised layer as rows; lenet-base's
+    // bottleneck batch norm and weight-normalised classifier; DTN's convolutions with batch norm
+    // in between. Layer subsets take each part of a layer alone.
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     let mut cases: Vec<Case> = Vec::new();
-    for name in ["lenet5", "dtn"] {
+    for name in ["lenet5", "lenet-base", "dtn"] {
         let model = models::spec(name).unwrap().build(1, &candle_core::Device::Cpu).unwrap();
         let prog = model.program(Mode::Eval).unwrap();
         let w = program::weights::<f64>(model.params()).unwrap();
