@@ -3,11 +3,11 @@
 //! faer's one-stage tridiagonalisation streams the whole trailing matrix through memory once per
 //! column, so at n = 20,000 it is bound by memory bandwidth (minutes). The two-stage scheme
 //! moves almost all of the work into GEMMs:
-//! 1. [`band`]: dense → symmetric band of half-bandwidth `b`, one blocked QR panel and one
+//! 1. `band`: dense → symmetric band of half-bandwidth `b`, one blocked QR panel and one
 //!    rank-2b update per `b` columns (level 3, on every core);
-//! 2. [`bulge`]: band → tridiagonal by Householder bulge chasing on a compact band copy
+//! 2. `bulge`: band → tridiagonal by Householder bulge chasing on a compact band copy
 //!    (O(n²b) flops that stay in cache);
-//! 3. [`tridiagonal`]: root-free QL/QR on the tridiagonal matrix, in f64.
+//! 3. `tridiagonal`: root-free QL/QR on the tridiagonal matrix, in f64.
 //!
 //! Only eigenvalues: the reflectors of both stages are discarded.
 

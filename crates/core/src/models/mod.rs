@@ -1,6 +1,6 @@
 //! The model registry: conv nets picked by name, with seeded initialisation.
 //!
-//! A model owns its parameters as named [`Var`]s in a fixed order (the order of checkpoints
+//! A model owns its parameters as named [`Var`](candle_core::Var)s in a fixed order (the order of checkpoints
 //! and of the weights hash). The training loop only sees [`Model`], so adding a network is
 //! one file plus one [`REGISTRY`] row.
 //!

@@ -741,7 +741,7 @@ pub fn conv2d(x: &Tensor, w: &Tensor, b: &Tensor, spec: Conv2dSpec) -> Result<Te
     x.contiguous()?.apply_op3(&w.contiguous()?, &b.contiguous()?, Conv2d::new(spec))
 }
 
-/// `relu(max_pool2d(conv2d(x, w) + b, k))` as one op on CPU (see [`ConvPoolRelu`]); elsewhere
+/// `relu(max_pool2d(conv2d(x, w) + b, k))` as one op on CPU (the `ConvPoolRelu` op); elsewhere
 /// the three ops.
 pub fn conv2d_max_pool_relu(x: &Tensor, w: &Tensor, b: &Tensor, spec: Conv2dSpec, k: usize) -> Result<Tensor> {
     if !x.device().is_cpu() {

@@ -1,5 +1,5 @@
 //! The losses of SHOT-style source-free adaptation, on `N×C` logits (f32 or f64), built from
-//! [`ops::log_softmax`](crate::ops::log_softmax) and candle ops so that candle's autograd
+//! [`crate::ops::log_softmax`] and candle ops so that candle's autograd
 //! differentiates them; plus two plain-`f64` helpers for label-free model selection.
 //!
 //! With `log p = log_softmax(z)` per row, `n` the sample and `c` the class:
