@@ -59,7 +59,7 @@ enum Layer<T> {
 /// per-sample Jacobian rows come from one im2col and one GEMM per sample for all logits.
 enum Building<T> {
     Done(Layer<T>),
-    Sparse {
+    ConvSparse {
         layer: Layer<T>,
         dense: Vec<Vec<T>>,
     },
@@ -78,7 +78,7 @@ impl<T: Real> Building<T> {
     fn finish(self, n: usize) -> Layer<T> {
         match self {
             Building::Done(layer) => layer,
-            Building::Sparse { layer, dense } => compress(layer, &dense, n),
+            Building::ConvSparse { layer, dense } => compress(layer, &dense, n),
             Building::ConvRows { params, on, width, kernels, input, dense } => {
                 let dys: Vec<&[T]> = dense.iter().map(Vec::as_slice).collect();
                 let mut jacobian = kernels.sample_grad_params(&input, &dys);
@@ -271,7 +271,7 @@ fn start<T: Real>(program: &Program, selected: &[bool], sig: &LayerSignal<T>, n:
                     dense: Vec::new(),
                 }
             } else {
-                Building::Sparse {
+                Building::ConvSparse {
                     layer: Layer::Conv {
                         weight: on(*weight),
                         bias: on(*bias),
@@ -303,7 +303,7 @@ fn record<T: Real>(
 ) -> Result<()> {
     let classes = sig.classes;
     match b {
-        Building::Sparse { dense, .. } | Building::ConvRows { dense, .. } => dense.push(sig.grad_output.to_vec()),
+        Building::ConvSparse { dense, .. } | Building::ConvRows { dense, .. } => dense.push(sig.grad_output.to_vec()),
         Building::Done(Layer::Linear { dims, cotangents, .. }) => {
             let out = dims.2;
             for (i, g) in sig.grad_output.chunks(out).enumerate() {

@@ -5,7 +5,7 @@
 //! - [`Products::Engine`]: one VJP and one JVP of the program engine per batch over its kept
 //!   forward pass — the cheaper set-up, for a few products, and an independent check.
 //!
-//! Memory grows with `N`, never `N²`: LeNet5 keeps about 33 KB per image either way.
+//! Memory grows with `N`, never `N²`: LeNet5 keeps about 30 KB per image either way.
 use super::factors::Factors;
 use super::{Kernel, NtkMatrix};
 use crate::error::{Error, Result};
@@ -160,7 +160,7 @@ impl<'a, T: Real> NtkOperator<'a, T> {
                 Linearisation::Engine(f) => {
                     f[i].vjp(self.program, self.weights, &ub)?.iter().enumerate().for_each(|(p, g)| add(p, g))
                 }
-                Linearisation::None => unreachable!("linearised above"),
+                Linearisation::None => return Err(not_linearised()),
             }
         }
         Ok(acc)
@@ -178,10 +178,14 @@ impl<'a, T: Real> NtkOperator<'a, T> {
                     out.extend(f.jvp(self.program, self.weights, &v)?.iter().map(|&a| a.as_f64()));
                 }
             }
-            Linearisation::None => unreachable!("linearised above"),
+            Linearisation::None => return Err(not_linearised()),
         }
         Ok(out)
     }
+}
+
+fn not_linearised() -> Error {
+    Error::Internal("NTK-vector product before the linearisation was made".into())
 }
 
 impl<T: Real> SymmetricOperator for NtkOperator<'_, T> {
