@@ -30,6 +30,11 @@ pub trait SymmetricOperator {
     fn dim(&self) -> usize;
     /// `A·v`. Errors (cancellation, data errors) propagate out of every routine unchanged.
     fn apply(&mut self, v: &[f64]) -> Result<Vec<f64>>;
+
+    /// `A·v` for each `v`: operators whose products share work across vectors override it.
+    fn apply_many(&mut self, vs: &[Vec<f64>]) -> Result<Vec<Vec<f64>>> {
+        vs.iter().map(|v| self.apply(v)).collect()
+    }
 }
 
 /// A dense symmetric matrix as an operator (tests, small problems). Row-major `n×n`; symmetry

@@ -160,61 +160,82 @@ impl<T: Real> Factors<T> {
             .sum()
     }
 
-    /// `Jᵀ·u` for `u` over this batch's logits (`i·C + c`): `(parameter index, gradient)` pairs
-    /// for the parameters in the kernel.
-    pub fn vjp(&self, u: &[T]) -> Result<Vec<(usize, Vec<T>)>> {
-        let (n, c) = (self.n, self.classes);
-        if u.len() != n * c {
+    /// `Jᵀ·u` for each `u` over this batch's logits (`i·C + c`): per `u`, `(parameter index,
+    /// gradient)` pairs for the parameters in the kernel. Several vectors share each pass over
+    /// the factors: one im2col and one GEMM with their kernels stacked per convolution, one
+    /// GEMM over all of them per Jacobian-row layer.
+    pub fn vjp_many(&self, us: &[&[T]]) -> Result<Vec<Vec<(usize, Vec<T>)>>> {
+        let (n, c, b) = (self.n, self.classes, us.len());
+        if let Some(u) = us.iter().find(|u| u.len() != n * c) {
             return Err(Error::Shape(format!("a cotangent of {} values for {n}×{c} logits", u.len())));
         }
-        let mut out = Vec::new();
+        let mut out: Vec<Vec<(usize, Vec<T>)>> = vec![Vec::new(); b];
+        let push = |out: &mut Vec<(usize, Vec<T>)>, (weight, bias): (Option<usize>, Option<usize>), (gw, gb)| {
+            out.extend(weight.map(|p| (p, gw)));
+            out.extend(bias.map(|p| (p, gb)));
+        };
         for layer in &self.layers {
             match layer {
                 Layer::Rows { params, width, jacobian } => {
-                    let mut g = vec![T::zero(); *width];
-                    matmul(1, *width, n * c, &mut g, false, u, n * c, 1, jacobian, *width, 1);
-                    let mut at = 0;
-                    for &(p, len) in params {
-                        out.push((p, g[at..at + len].to_vec()));
-                        at += len;
+                    // G (b × width) = U (b × NC) · J (NC × width)
+                    let u: Vec<T> = us.iter().flat_map(|u| u.iter().copied()).collect();
+                    let mut g = vec![T::zero(); b * width];
+                    matmul(b, *width, n * c, &mut g, false, &u, n * c, 1, jacobian, *width, 1);
+                    for (j, g) in g.chunks(*width).enumerate() {
+                        let mut at = 0;
+                        for &(p, len) in params {
+                            out[j].push((p, g[at..at + len].to_vec()));
+                            at += len;
+                        }
                     }
                 }
                 Layer::Linear { weight, bias, dims, input, cotangents } => {
-                    let delta = weigh_dense(u, cotangents, c, dims.2);
-                    let (gw, gb) = kernels::linear::grad_params(input, &delta, *dims);
-                    out.extend(weight.map(|p| (p, gw)));
-                    out.extend(bias.map(|p| (p, gb)));
+                    for (j, u) in us.iter().enumerate() {
+                        let delta = weigh_dense(u, cotangents, c, dims.2);
+                        push(&mut out[j], (*weight, *bias), kernels::linear::grad_params(input, &delta, *dims));
+                    }
                 }
                 Layer::Conv { weight, bias, kernels, input, out_len, start, index, cotangents, .. } => {
-                    let delta = weigh_sparse(u, c, *out_len, start, index, cotangents);
-                    let (gw, gb) = kernels.grad_params(input, &delta);
-                    out.extend(weight.map(|p| (p, gw)));
-                    out.extend(bias.map(|p| (p, gb)));
+                    let deltas: Vec<Vec<T>> =
+                        us.iter().map(|u| weigh_sparse(u, c, *out_len, start, index, cotangents)).collect();
+                    let refs: Vec<&[T]> = deltas.iter().map(Vec::as_slice).collect();
+                    for (j, g) in kernels.grad_params_many(input, &refs).into_iter().enumerate() {
+                        push(&mut out[j], (*weight, *bias), g);
+                    }
                 }
             }
         }
         Ok(out)
     }
 
-    /// `J·g` (`i·C + c`) for a direction `g` over all parameters (those outside the kernel are
-    /// not read).
-    pub fn jvp(&self, g: &Weights<T>) -> Vec<f64> {
-        let (n, c) = (self.n, self.classes);
-        let mut out = vec![0.0; n * c];
+    /// `J·g` (`i·C + c`) for each direction `g` over all parameters (those outside the kernel
+    /// are not read); passes shared as in [`Factors::vjp_many`].
+    pub fn jvp_many(&self, gs: &[&Weights<T>]) -> Vec<Vec<f64>> {
+        let (n, c, b) = (self.n, self.classes, gs.len());
+        let mut out = vec![vec![0.0; n * c]; b];
         for layer in &self.layers {
             match layer {
                 Layer::Rows { params, width, jacobian } => {
-                    let v: Vec<T> = params.iter().flat_map(|&(p, _)| g[p].iter().copied()).collect();
-                    let mut y = vec![T::zero(); n * c];
-                    matmul(n * c, 1, *width, &mut y, false, jacobian, *width, 1, &v, 1, 1);
-                    out.iter_mut().zip(&y).for_each(|(o, y)| *o += y.as_f64());
+                    // Y (NC × b) = J (NC × width) · V (width × b)
+                    let mut v = vec![T::zero(); width * b];
+                    for (j, g) in gs.iter().enumerate() {
+                        let col = params.iter().flat_map(|&(p, _)| g[p].iter().copied());
+                        col.enumerate().for_each(|(k, x)| v[k * b + j] = x);
+                    }
+                    let mut y = vec![T::zero(); n * c * b];
+                    matmul(n * c, b, *width, &mut y, false, jacobian, *width, 1, &v, b, 1);
+                    for (r, row) in y.chunks(b).enumerate() {
+                        out.iter_mut().zip(row).for_each(|(o, y)| o[r] += y.as_f64());
+                    }
                 }
                 Layer::Linear { weight, bias, dims, input, cotangents } => {
                     let zeros = |len| vec![T::zero(); len];
-                    let gw = weight.map_or_else(|| zeros(dims.1 * dims.2), |p| g[p].clone());
-                    let gb = bias.map_or_else(|| zeros(dims.2), |p| g[p].clone());
-                    let y = kernels::linear::forward(input, &gw, &gb, *dims);
-                    contract_dense(&mut out, cotangents, &y, c, dims.2);
+                    for (o, g) in out.iter_mut().zip(gs) {
+                        let gw = weight.map_or_else(|| zeros(dims.1 * dims.2), |p| g[p].clone());
+                        let gb = bias.map_or_else(|| zeros(dims.2), |p| g[p].clone());
+                        let y = kernels::linear::forward(input, &gw, &gb, *dims);
+                        contract_dense(o, cotangents, &y, c, dims.2);
+                    }
                 }
                 Layer::Conv {
                     weight,
@@ -228,10 +249,15 @@ impl<T: Real> Factors<T> {
                     index,
                     cotangents,
                 } => {
-                    let gw = weight.map_or(&zero_weight[..], |p| &g[p][..]);
-                    let gb = bias.map_or(&zero_bias[..], |p| &g[p][..]);
-                    let y = kernels.forward(input, gw, gb);
-                    contract_sparse(&mut out, c, *out_len, start, index, cotangents, &y);
+                    let parts: Vec<(&[T], &[T])> = gs
+                        .iter()
+                        .map(|g| {
+                            (weight.map_or(&zero_weight[..], |p| &g[p][..]), bias.map_or(&zero_bias[..], |p| &g[p][..]))
+                        })
+                        .collect();
+                    for (o, y) in out.iter_mut().zip(kernels.forward_many(input, &parts)) {
+                        contract_sparse(o, c, *out_len, start, index, cotangents, &y);
+                    }
                 }
             }
         }

@@ -140,25 +140,35 @@ impl<'a, T: Real> NtkOperator<'a, T> {
         Ok(())
     }
 
-    /// `Jᵀ·u` for `u` over all samples' logits (`n·C + c`), in f64.
-    fn vjp(&mut self, u: &[f64]) -> Result<Vec<Vec<f64>>> {
-        let mut acc: Vec<Vec<f64>> = self.weights.iter().map(|p| vec![0.0; p.len()]).collect();
+    /// `Jᵀ·u` for each `u` over all samples' logits (`n·C + c`), in f64.
+    fn vjp_many(&mut self, us: &[&[f64]]) -> Result<Vec<Vec<Vec<f64>>>> {
+        let zeros = || -> Vec<Vec<f64>> { self.weights.iter().map(|p| vec![0.0; p.len()]).collect() };
+        let mut acc: Vec<Vec<Vec<f64>>> = us.iter().map(|_| zeros()).collect();
         let mut at = 0;
         self.linearise()?;
-        let mut add = |p: usize, g: &[T]| {
-            if self.selected[p] {
+        let selected = &self.selected;
+        let add = |acc: &mut Vec<Vec<f64>>, p: usize, g: &[T]| {
+            if selected[p] {
                 acc[p].iter_mut().zip(g).for_each(|(a, g)| *a += g.as_f64());
             }
         };
         for (i, b) in self.batches.iter().enumerate() {
             self.check_cancel()?;
             let len = b.n() * self.classes;
-            let ub: Vec<T> = u[at..at + len].iter().map(|&v| T::of_f64(v)).collect();
+            let ub: Vec<Vec<T>> = us.iter().map(|u| u[at..at + len].iter().map(|&v| T::of_f64(v)).collect()).collect();
             at += len;
             match &self.linearisation {
-                Linearisation::Factored(f) => f[i].vjp(&ub)?.iter().for_each(|(p, g)| add(*p, g)),
+                Linearisation::Factored(f) => {
+                    let refs: Vec<&[T]> = ub.iter().map(Vec::as_slice).collect();
+                    for (acc, grads) in acc.iter_mut().zip(f[i].vjp_many(&refs)?) {
+                        grads.iter().for_each(|(p, g)| add(acc, *p, g));
+                    }
+                }
                 Linearisation::Engine(f) => {
-                    f[i].vjp(self.program, self.weights, &ub)?.iter().enumerate().for_each(|(p, g)| add(p, g))
+                    for (acc, u) in acc.iter_mut().zip(&ub) {
+                        let grads = f[i].vjp(self.program, self.weights, u)?;
+                        grads.iter().enumerate().for_each(|(p, g)| add(acc, p, g));
+                    }
                 }
                 Linearisation::None => return Err(not_linearised()),
             }
@@ -166,21 +176,37 @@ impl<'a, T: Real> NtkOperator<'a, T> {
         Ok(acc)
     }
 
-    /// `J·v` for all samples, `n·C + c`.
-    fn jvp(&mut self, v: &[Vec<f64>]) -> Result<Vec<f64>> {
-        let v: Weights<T> = v.iter().map(|p| p.iter().map(|&a| T::of_f64(a)).collect()).collect();
-        let mut out = Vec::with_capacity(self.samples() * self.classes);
+    /// `J·v` for each `v`, over all samples (`n·C + c`).
+    fn jvp_many(&mut self, vs: &[Vec<Vec<f64>>]) -> Result<Vec<Vec<f64>>> {
+        let vs: Vec<Weights<T>> =
+            vs.iter().map(|v| v.iter().map(|p| p.iter().map(|&a| T::of_f64(a)).collect()).collect()).collect();
+        let mut out: Vec<Vec<f64>> = vs.iter().map(|_| Vec::with_capacity(self.samples() * self.classes)).collect();
         self.linearise()?;
         match &self.linearisation {
-            Linearisation::Factored(f) => f.iter().for_each(|f| out.extend(f.jvp(&v))),
+            Linearisation::Factored(f) => {
+                let refs: Vec<&Weights<T>> = vs.iter().collect();
+                for f in f {
+                    out.iter_mut().zip(f.jvp_many(&refs)).for_each(|(o, y)| o.extend(y));
+                }
+            }
             Linearisation::Engine(f) => {
                 for f in f {
-                    out.extend(f.jvp(self.program, self.weights, &v)?.iter().map(|&a| a.as_f64()));
+                    for (o, v) in out.iter_mut().zip(&vs) {
+                        o.extend(f.jvp(self.program, self.weights, v)?.iter().map(|&a| a.as_f64()));
+                    }
                 }
             }
             Linearisation::None => return Err(not_linearised()),
         }
         Ok(out)
+    }
+
+    fn vjp(&mut self, u: &[f64]) -> Result<Vec<Vec<f64>>> {
+        Ok(self.vjp_many(&[u])?.remove(0))
+    }
+
+    fn jvp(&mut self, v: Vec<Vec<f64>>) -> Result<Vec<f64>> {
+        Ok(self.jvp_many(&[v])?.remove(0))
     }
 }
 
@@ -197,25 +223,37 @@ impl<T: Real> SymmetricOperator for NtkOperator<'_, T> {
     }
 
     fn apply(&mut self, u: &[f64]) -> Result<Vec<f64>> {
-        self.products += 1;
+        Ok(self.apply_many(std::slice::from_ref(&u.to_vec()))?.remove(0))
+    }
+
+    fn apply_many(&mut self, us: &[Vec<f64>]) -> Result<Vec<Vec<f64>>> {
+        self.products += us.len();
         let c = self.classes;
         match self.kernel {
             Kernel::Full | Kernel::Blocks => {
-                let z = self.vjp(u)?;
-                self.jvp(&z)
+                let refs: Vec<&[f64]> = us.iter().map(Vec::as_slice).collect();
+                let z = self.vjp_many(&refs)?;
+                self.jvp_many(&z)
             }
             Kernel::Trace => {
-                // Σ_c J_c·(J_cᵀ·u): u on logit c of every sample, read back from logit c.
+                // Σ_c J_c·(J_cᵀ·u): u on logit c of every sample, read back from logit c; the C
+                // logits of one u share each pass.
                 let n = self.samples();
-                let mut out = vec![0.0; n];
-                for k in 0..c {
-                    let mut uc = vec![0.0; n * c];
-                    (0..n).for_each(|i| uc[i * c + k] = u[i]);
-                    let z = self.vjp(&uc)?;
-                    let jv = self.jvp(&z)?;
-                    out.iter_mut().enumerate().for_each(|(i, o)| *o += jv[i * c + k]);
+                let mut outs = Vec::with_capacity(us.len());
+                for u in us {
+                    let ucs: Vec<Vec<f64>> = (0..c)
+                        .map(|k| {
+                            let mut uc = vec![0.0; n * c];
+                            (0..n).for_each(|i| uc[i * c + k] = u[i]);
+                            uc
+                        })
+                        .collect();
+                    let refs: Vec<&[f64]> = ucs.iter().map(Vec::as_slice).collect();
+                    let z = self.vjp_many(&refs)?;
+                    let jv = self.jvp_many(&z)?;
+                    outs.push((0..n).map(|i| (0..c).map(|k| jv[k][i * c + k]).sum()).collect());
                 }
-                Ok(out)
+                Ok(outs)
             }
         }
     }
@@ -250,7 +288,7 @@ pub(super) fn kernel_by_products<T: Real>(
             let mut e = vec![0.0; n2 * classes];
             e[j * classes + k] = 1.0;
             let z = right.vjp(&e)?;
-            let col = left.jvp(&z)?;
+            let col = left.jvp(z)?;
             for i in 0..n1 {
                 for c in 0..classes {
                     match kernel {

@@ -268,9 +268,12 @@ fn factored_products_equal_engine_products_and_the_formed_kernel() {
                 let on: Vec<usize> = (0..selected.len()).filter(|&p| selected[p]).collect();
                 assert!(rel(&a, &want) < 1e-10, "{name} {kernel:?} {on:?}: factored {:e}", rel(&a, &want));
                 assert!(rel(&b, &want) < 1e-10, "{name} {kernel:?} {on:?}: engine {:e}", rel(&b, &want));
-                // A second product reuses the factors.
+                // A second product reuses the factors; several at once share each pass over them.
                 let u2 = uniform(&mut rng, k.rows, -1.0, 1.0);
                 assert!(rel(&factored.apply(&u2).unwrap(), &times(&k, &u2)) < 1e-10, "{name} second product");
+                let both = factored.apply_many(&[u2.clone(), u.clone()]).unwrap();
+                assert!(rel(&both[0], &times(&k, &u2)) < 1e-10 && rel(&both[1], &want) < 1e-10, "{name} two at once");
+                assert_eq!(factored.products(), 4);
             }
         }
     }
