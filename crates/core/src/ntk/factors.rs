@@ -23,6 +23,9 @@ const SAMPLES: usize = 32;
 /// A layer's parameters in the kernel: `(parameter index, length)`, in the layer's order.
 type Params = Vec<(usize, usize)>;
 
+/// A gradient over the parameters in the kernel, as `(parameter index, values)` pairs.
+type Grads<T> = Vec<(usize, Vec<T>)>;
+
 enum Layer<T> {
     /// Per-sample Jacobian rows `∂f_c(x_i)/∂θ_l`, row `i·C + c`, over `params` concatenated.
     Rows { params: Params, width: usize, jacobian: Vec<T> },
@@ -70,7 +73,10 @@ enum Building<T> {
         width: usize,
         kernels: ConvKernels,
         input: Vec<T>,
+        /// Per logit, the output cotangents: dense, or with `pooled` at the pooled maxima.
         dense: Vec<Vec<T>>,
+        /// Each window's maximum in its output plane, when max-pooling follows the layer.
+        pooled: Option<Vec<u32>>,
     },
 }
 
@@ -79,9 +85,12 @@ impl<T: Real> Building<T> {
         match self {
             Building::Done(layer) => layer,
             Building::ConvSparse { layer, dense } => compress(layer, &dense, n),
-            Building::ConvRows { params, on, width, kernels, input, dense } => {
+            Building::ConvRows { params, on, width, kernels, input, dense, pooled } => {
                 let dys: Vec<&[T]> = dense.iter().map(Vec::as_slice).collect();
-                let mut jacobian = kernels.sample_grad_params(&input, &dys);
+                let mut jacobian = match &pooled {
+                    Some(argmax) => pooled_sample_grads(&kernels, &input, &dys, argmax),
+                    None => kernels.sample_grad_params(&input, &dys),
+                };
                 if on != (true, true) {
                     // Rows of `∂w` then `∂b`: keep the part in the kernel.
                     let full = jacobian.len() / (n * dys.len()).max(1);
@@ -164,13 +173,13 @@ impl<T: Real> Factors<T> {
     /// gradient)` pairs for the parameters in the kernel. Several vectors share each pass over
     /// the factors: one im2col and one GEMM with their kernels stacked per convolution, one
     /// GEMM over all of them per Jacobian-row layer.
-    pub fn vjp_many(&self, us: &[&[T]]) -> Result<Vec<Vec<(usize, Vec<T>)>>> {
+    pub fn vjp_many(&self, us: &[&[T]]) -> Result<Vec<Grads<T>>> {
         let (n, c, b) = (self.n, self.classes, us.len());
         if let Some(u) = us.iter().find(|u| u.len() != n * c) {
             return Err(Error::Shape(format!("a cotangent of {} values for {n}×{c} logits", u.len())));
         }
-        let mut out: Vec<Vec<(usize, Vec<T>)>> = vec![Vec::new(); b];
-        let push = |out: &mut Vec<(usize, Vec<T>)>, (weight, bias): (Option<usize>, Option<usize>), (gw, gb)| {
+        let mut out: Vec<Grads<T>> = vec![Vec::new(); b];
+        let push = |out: &mut Grads<T>, (weight, bias): (Option<usize>, Option<usize>), (gw, gb)| {
             out.extend(weight.map(|p| (p, gw)));
             out.extend(bias.map(|p| (p, gb)));
         };
@@ -278,16 +287,21 @@ fn start<T: Real>(program: &Program, selected: &[bool], sig: &LayerSignal<T>, n:
         Op::Linear { weight, bias } => Building::Done(Layer::Linear {
             weight: on(*weight),
             bias: on(*bias),
-            dims: (n, sig.input_dims[1], sig.grad_output.len() / n.max(1)),
+            dims: (n, sig.input_dims[1], sig.grad_output().len() / n.max(1)),
             input: sig.input.to_vec(),
-            cotangents: vec![T::zero(); sig.grad_output.len() * sig.classes],
+            cotangents: vec![T::zero(); sig.grad_output().len() * sig.classes],
         }),
         Op::Conv2d { weight, bias, spec } => {
             // Sparse cotangents pay when a sample reaches fewer output positions than the layer
             // has parameters; logit 0's count stands for all.
-            let reached = sig.grad_output.iter().filter(|v| **v != T::zero()).count() / n.max(1);
+            let nonzero = |g: &[T]| g.iter().filter(|v| **v != T::zero()).count() / n.max(1);
+            let reached = sig.pooled.as_ref().map_or_else(|| nonzero(sig.grad_output()), |p| nonzero(p.grad));
             let shape = &program.param_shapes[*weight];
             if width <= reached {
+                let pooled = sig.pooled.as_ref().map(|p| {
+                    let (h, w) = (p.output_dims[2], p.output_dims[3]);
+                    kernels::max_pool_argmax(p.output, (h, w), p.k)
+                });
                 Building::ConvRows {
                     params,
                     on: (selected[*weight], selected[*bias]),
@@ -295,6 +309,7 @@ fn start<T: Real>(program: &Program, selected: &[bool], sig: &LayerSignal<T>, n:
                     kernels: ConvKernels::new(sig.input_dims, shape, *spec)?,
                     input: sig.input.to_vec(),
                     dense: Vec::new(),
+                    pooled,
                 }
             } else {
                 Building::ConvSparse {
@@ -305,7 +320,7 @@ fn start<T: Real>(program: &Program, selected: &[bool], sig: &LayerSignal<T>, n:
                         zero_bias: vec![T::zero(); shape[0]],
                         kernels: ConvKernels::new(sig.input_dims, shape, *spec)?,
                         input: sig.input.to_vec(),
-                        out_len: sig.grad_output.len() / n.max(1),
+                        out_len: sig.grad_output().len() / n.max(1),
                         start: Vec::new(),
                         index: Vec::new(),
                         cotangents: Vec::new(),
@@ -329,10 +344,14 @@ fn record<T: Real>(
 ) -> Result<()> {
     let classes = sig.classes;
     match b {
-        Building::ConvSparse { dense, .. } | Building::ConvRows { dense, .. } => dense.push(sig.grad_output.to_vec()),
+        Building::ConvRows { dense, pooled: Some(_), .. } => {
+            let p = sig.pooled.as_ref().ok_or_else(|| Error::Internal("a pooled signal lost its pooling".into()))?;
+            dense.push(p.grad.to_vec())
+        }
+        Building::ConvSparse { dense, .. } | Building::ConvRows { dense, .. } => dense.push(sig.grad_output().to_vec()),
         Building::Done(Layer::Linear { dims, cotangents, .. }) => {
             let out = dims.2;
-            for (i, g) in sig.grad_output.chunks(out).enumerate() {
+            for (i, g) in sig.grad_output().chunks(out).enumerate() {
                 cotangents[(i * classes + c) * out..][..out].copy_from_slice(g);
             }
         }
@@ -364,6 +383,39 @@ fn record<T: Real>(
         Building::Done(Layer::Conv { .. }) => return Err(Error::Internal("a finished convolution factor".into())),
     }
     Ok(())
+}
+
+/// Per-sample gradients `(∂w, ∂b)` of a convolution followed by max-pooling, from the
+/// cotangents at the pooled maxima (`dys[c]`, `N×O×windows`) and each window's maximum
+/// (`argmax`): rows `n·C + c` as [`ConvKernels::sample_grad_params`] makes them from dense
+/// cotangents, at a quarter of its work for 2×2 pooling. Per image and output channel, one GEMM
+/// of the logits' cotangents (`C × windows`) with the patches at the maxima (`windows × K`).
+fn pooled_sample_grads<T: Real>(kernels: &ConvKernels, input: &[T], dys: &[&[T]], argmax: &[u32]) -> Vec<T> {
+    let [n, o, oh, ow] = kernels.output();
+    let (classes, pixels, image) = (dys.len(), oh * ow, input.len() / n.max(1));
+    let windows = argmax.len() / (n * o).max(1);
+    let k = kernels.rows();
+    let width = o * k + o;
+    parallel::zeroed_pieces(n * classes * width, classes * width, |s, rows| {
+        let col = kernels.patches(&input[s * image..][..image]);
+        let (mut at_max, mut g, mut dw) =
+            (vec![T::zero(); windows * k], vec![T::zero(); classes * windows], vec![T::zero(); classes * k]);
+        for ch in 0..o {
+            let idx = &argmax[(s * o + ch) * windows..][..windows];
+            for (row, &p) in at_max.chunks_mut(k).zip(idx) {
+                row.iter_mut().enumerate().for_each(|(r, v)| *v = col[r * pixels + p as usize]);
+            }
+            for (gc, d) in g.chunks_mut(windows).zip(dys) {
+                gc.copy_from_slice(&d[(s * o + ch) * windows..][..windows]);
+            }
+            // ∂w of channel ch for every logit (C × K) = g (C × windows) · at_max (windows × K)
+            matmul(classes, k, windows, &mut dw, false, &g, windows, 1, &at_max, k, 1);
+            for ((row, dwc), gc) in rows.chunks_mut(width).zip(dw.chunks(k)).zip(g.chunks(windows)) {
+                row[ch * k..][..k].copy_from_slice(dwc);
+                row[o * k + ch] = gc.iter().fold(T::zero(), |a, &v| a + v);
+            }
+        }
+    })
 }
 
 /// A convolution's dense per-logit cotangents as sparse rows over the positions any logit

@@ -140,14 +140,14 @@ fn signals<T: Real>(
             let pos = match dense.iter().position(|(i, _)| *i == sig.op_index) {
                 Some(p) => p,
                 None => {
-                    let (width, out) = (sig.input_dims[1], sig.grad_output.len() / n);
+                    let (width, out) = (sig.input_dims[1], sig.grad_output().len() / n);
                     dense.push((sig.op_index, Dense { input: sig.input.to_vec(), width, grads: Vec::new(), out }));
                     dense.len() - 1
                 }
             };
             let d = &mut dense[pos].1;
             debug_assert_eq!(d.grads.len(), c);
-            d.grads.push(sig.grad_output.to_vec());
+            d.grads.push(sig.grad_output().to_vec());
             return Ok(());
         }
         if jacobian.is_empty() {

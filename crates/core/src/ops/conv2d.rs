@@ -661,6 +661,18 @@ impl ConvKernels {
         grad_params(&self.0, x, dy, None)
     }
 
+    /// Rows of the im2col matrix, `C·K·K`: one kernel's values.
+    pub(crate) fn rows(&self) -> usize {
+        self.0.rows()
+    }
+
+    /// One image's im2col matrix: `C·K·K` rows (the kernel's layout) of `OH·OW` columns.
+    pub(crate) fn patches<T: Real>(&self, image: &[T]) -> Vec<T> {
+        let mut col = Vec::new();
+        im2col_chunk(&Geometry { n: 1, ..self.0 }, image, (0, 1), &mut col);
+        col
+    }
+
     /// Per-sample parameter gradients for each of several cotangents `dys[c]` (`N×O×OH×OW`
     /// each): row `n·C + c` holds image `n`'s `∂w` (`O×K`) then `∂b` (`O`). One im2col and one
     /// GEMM per image serve all cotangents (the per-sample Jacobians of the NTK).

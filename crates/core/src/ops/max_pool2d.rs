@@ -144,6 +144,19 @@ pub(crate) fn backward<T: Float + Send + Sync>(
     })
 }
 
+/// Each window's first maximum: its index within its `h×w` plane, window by window (the
+/// routing that [`backward`] applies, kept for many cotangents at once).
+pub(crate) fn argmax<T: Float + Send + Sync>(x: &[T], (h, w): (usize, usize), k: usize) -> Vec<u32> {
+    let out = (h / k) * (w / k);
+    let mut at = vec![0u32; x.len() / (h * w) * out];
+    parallel::for_each_piece(&mut at, PLANES * out, |i, idx| {
+        for (ix, plane) in idx.chunks_mut(out).zip(x[i * PLANES * h * w..].chunks(h * w)) {
+            for_each_window(plane, (h, w), k, |o, a| ix[o] = a as u32);
+        }
+    });
+    at
+}
+
 /// `t` read at each window's first maximum of `x` (the pooling's Jacobian applied to a
 /// tangent `t` of `x`); same shapes as [`forward`].
 pub(crate) fn gather_at_max<T: Float + Send + Sync>(x: &[T], t: &[T], (h, w): (usize, usize), k: usize) -> Vec<T> {

@@ -48,7 +48,9 @@ pub use max_pool2d::{max_pool2d, max_pool2d_relu, max_pool2d_slow};
 pub(crate) mod kernels {
     pub(crate) use super::conv2d::ConvKernels;
     pub(crate) use super::linear::kernels as linear;
-    pub(crate) use super::max_pool2d::{backward as max_pool_backward, forward as max_pool_forward, gather_at_max};
+    pub(crate) use super::max_pool2d::{
+        argmax as max_pool_argmax, backward as max_pool_backward, forward as max_pool_forward, gather_at_max,
+    };
 }
 
 use candle_core::{CpuStorage, Layout, Result, WithDType};

@@ -137,16 +137,43 @@ pub struct LayerSignal<'a, T> {
     pub op: &'a Op,
     pub input: &'a [T],
     pub input_dims: &'a [usize],
-    pub grad_output: &'a [T],
     /// Logits per sample.
     pub classes: usize,
+    /// Set when the layer is the first op and max-pooling follows it (LeNets' first
+    /// convolution): the cotangent is then known at the pooled maxima, and the dense one
+    /// ([`LayerSignal::grad_output`]) is only routed back through the pooling if asked for.
+    pub pooled: Option<Pooled<'a, T>>,
+    grad: &'a [T],
+    dense: std::sync::OnceLock<Vec<T>>,
     step: &'a Step<T>,
 }
 
+/// A layer's output cotangent where `k×k` max-pooling follows the layer: `grad` at the pooled
+/// output (`N×C×⌊H/k⌋×⌊W/k⌋`), each value belonging to the first maximum of its window of the
+/// layer's `output` (`N×C×H×W`).
+pub struct Pooled<'a, T> {
+    pub k: usize,
+    pub output: &'a [T],
+    pub output_dims: &'a [usize],
+    pub grad: &'a [T],
+}
+
 impl<T: Real> LayerSignal<'_, T> {
+    /// The cotangent of the layer's output (`N×…`, the output's shape).
+    pub fn grad_output(&self) -> &[T] {
+        match &self.pooled {
+            None => self.grad,
+            Some(p) => self.dense.get_or_init(|| {
+                // 4-D: `logit_backprop` pools only 4-D outputs.
+                let (h, w) = (p.output_dims[2], p.output_dims[3]);
+                crate::ops::kernels::max_pool_backward(p.output, p.grad, (h, w), p.k, false)
+            }),
+        }
+    }
+
     /// `∂f_c(x_n)/∂θ` for this layer's parameters, as `(parameter index, gradient)` pairs.
     pub fn sample_param_grads(&self, program: &Program, w: &Weights<T>, n: usize) -> Result<Vec<(usize, Vec<T>)>> {
-        rules::sample_param_grads(self.op, &program.param_shapes, w, self.step, self.grad_output, n)
+        rules::sample_param_grads(self.op, &program.param_shapes, w, self.step, self.grad_output(), n)
     }
 }
 
@@ -163,23 +190,40 @@ pub fn logit_backprop<T: Real>(
     let tape = run(program, w, None, x)?;
     let (n, classes) = (tape.logits.dims[0], tape.logits.data.len() / tape.logits.dims[0].max(1));
     let mut scratch: Weights<T> = w.iter().map(|p| vec![T::zero(); p.len()]).collect();
+    // The first op's output cotangent feeds no input gradient: when max-pooling follows it, the
+    // pooled cotangent is handed over as is, and routed back to the windows' maxima (a dense
+    // array per logit, mostly zeros) only if the visitor asks.
+    let pooled_first = match (program.ops.first(), program.ops.get(1)) {
+        (Some(first), Some(Op::MaxPool2d { k })) if rules::has_params(first) && tape.steps[1].dims.len() == 4 => {
+            Some(*k)
+        }
+        _ => None,
+    };
     for c in 0..classes {
         let mut gy = vec![T::zero(); n * classes];
         (0..n).for_each(|i| gy[i * classes + c] = T::one());
         for (i, (op, step)) in program.ops.iter().zip(&tape.steps).enumerate().rev() {
             if rules::has_params(op) {
+                let pooled = pooled_first.filter(|_| i == 0).map(|k| Pooled {
+                    k,
+                    output: &tape.steps[1].x[..],
+                    output_dims: &tape.steps[1].dims[..],
+                    grad: &gy[..],
+                });
                 let signal = LayerSignal {
                     op_index: i,
                     op,
                     input: &step.x,
                     input_dims: &step.dims,
-                    grad_output: &gy,
                     classes,
+                    pooled,
+                    grad: &gy,
+                    dense: std::sync::OnceLock::new(),
                     step,
                 };
                 visit(c, &signal)?;
             }
-            if i > 0 {
+            if i > 1 || (i == 1 && pooled_first.is_none()) {
                 gy = rules::input_grad(op, &program.param_shapes, w, step, gy, &mut scratch)?;
             }
         }

@@ -29,7 +29,7 @@ mod loss;
 mod norm;
 mod rules;
 
-pub use engine::{gradient, hvp, jvp, logit_backprop, vjp, Forward, Gradient, Hvp, Jvp, LayerSignal};
+pub use engine::{gradient, hvp, jvp, logit_backprop, vjp, Forward, Gradient, Hvp, Jvp, LayerSignal, Pooled};
 pub use loss::{Loss, LossTerm};
 
 use crate::error::{Error, Result};
