@@ -441,6 +441,10 @@ fn compress<T: Real>(mut layer: Layer<T>, dense: &[Vec<T>], n: usize) -> Layer<T
         }
         (idx, counts, vals)
     });
+    // Sized once: grown piece by piece, they would be copied (and faulted in) again and again.
+    start.reserve_exact(n + 1);
+    index.reserve_exact(pieces.iter().map(|p| p.0.len()).sum());
+    cotangents.reserve_exact(pieces.iter().map(|p| p.2.len()).sum());
     start.push(0);
     for (idx, counts, vals) in pieces {
         for c in counts {

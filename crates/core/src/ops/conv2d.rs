@@ -718,6 +718,9 @@ impl ConvKernels {
     /// `conv(x, wᵢ) + bᵢ` for several kernels of this shape at once: one im2col of `x` and one
     /// GEMM with the kernels stacked.
     pub(crate) fn forward_many<T: Real>(&self, x: &[T], kernels: &[(&[T], &[T])]) -> Vec<Vec<T>> {
+        if let [(w, b)] = kernels {
+            return vec![self.forward(x, w, b)];
+        }
         let g = self.stacked(kernels.len());
         let w: Vec<T> = kernels.iter().flat_map(|k| k.0.iter().copied()).collect();
         let b: Vec<T> = kernels.iter().flat_map(|k| k.1.iter().copied()).collect();
@@ -738,6 +741,9 @@ impl ConvKernels {
 
     /// `(∂w, ∂b)` from `x` and each of several `∂y`: one im2col of `x` and one GEMM.
     pub(crate) fn grad_params_many<T: Real>(&self, x: &[T], dys: &[&[T]]) -> Vec<(Vec<T>, Vec<T>)> {
+        if let [dy] = dys {
+            return vec![self.grad_params(x, dy)];
+        }
         let g = self.stacked(dys.len());
         let (dw, db) = grad_params(&g, x, &self.stack_outputs(dys), None);
         let (wn, o) = (self.0.o * self.0.rows(), self.0.o);
