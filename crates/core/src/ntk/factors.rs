@@ -359,6 +359,8 @@ fn record<T: Real>(
             if jacobian.is_empty() {
                 *jacobian = vec![T::zero(); n * classes * *width];
             }
+            // Made on every core before the per-sample items need it (see `ntk::kernel`).
+            sig.grad_output();
             // Sample s owns rows s·C … s·C + C − 1: one piece each, in parallel.
             let failed = std::sync::Mutex::new(None);
             parallel::for_each_piece(jacobian, classes * *width, |s, rows| {

@@ -153,6 +153,9 @@ fn signals<T: Real>(
         if jacobian.is_empty() {
             jacobian = vec![T::zero(); n * sig.classes * cols.width];
         }
+        // The dense cotangent, if it is made on request, is made here on every core, not by
+        // the first per-sample item while the others wait.
+        sig.grad_output();
         // Sample s owns rows s·C … s·C + C − 1: one piece each, in parallel.
         let failed = std::sync::Mutex::new(None);
         parallel::for_each_piece(&mut jacobian, sig.classes * cols.width, |s, rows| {
