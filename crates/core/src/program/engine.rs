@@ -180,7 +180,8 @@ impl<T: Real> LayerSignal<'_, T> {
 /// One forward pass of `x`, then for each logit `c` one backward pass with cotangent `e_c` for
 /// every sample, calling `visit(c, signal)` at each layer with parameters (last layer first).
 /// Samples stay independent only when no layer mixes them (batch norm with batch statistics
-/// does; its per-sample gradients are refused).
+/// does; its per-sample gradients are refused). A first layer followed by max-pooling gets its
+/// cotangent at the pooled maxima ([`LayerSignal::pooled`]).
 pub fn logit_backprop<T: Real>(
     program: &Program,
     w: &Weights<T>,
