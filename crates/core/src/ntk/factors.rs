@@ -64,7 +64,10 @@ enum Building<T> {
     Done(Layer<T>),
     ConvSparse {
         layer: Layer<T>,
+        /// Per logit, the output cotangents: dense, or with `pooled` at the pooled maxima.
         dense: Vec<Vec<T>>,
+        /// Each window's maximum in its output plane, when max-pooling follows the layer.
+        pooled: Option<Vec<u32>>,
     },
     ConvRows {
         params: Params,
@@ -84,7 +87,7 @@ impl<T: Real> Building<T> {
     fn finish(self, n: usize) -> Layer<T> {
         match self {
             Building::Done(layer) => layer,
-            Building::ConvSparse { layer, dense } => compress(layer, &dense, n),
+            Building::ConvSparse { layer, dense, pooled } => compress(layer, &dense, n, pooled.as_deref()),
             Building::ConvRows { params, on, width, kernels, input, dense, pooled } => {
                 let dys: Vec<&[T]> = dense.iter().map(Vec::as_slice).collect();
                 let mut jacobian = match &pooled {
@@ -297,35 +300,38 @@ fn start<T: Real>(program: &Program, selected: &[bool], sig: &LayerSignal<T>, n:
             let nonzero = |g: &[T]| g.iter().filter(|v| **v != T::zero()).count() / n.max(1);
             let reached = sig.pooled.as_ref().map_or_else(|| nonzero(sig.grad_output()), |p| nonzero(p.grad));
             let shape = &program.param_shapes[*weight];
+            let conv = ConvKernels::new(sig.input_dims, shape, *spec)?;
+            let pooled = sig.pooled.as_ref().map(|p| {
+                let (h, w) = (p.output_dims[2], p.output_dims[3]);
+                kernels::max_pool_argmax(p.output, (h, w), p.k)
+            });
             if width <= reached {
-                let pooled = sig.pooled.as_ref().map(|p| {
-                    let (h, w) = (p.output_dims[2], p.output_dims[3]);
-                    kernels::max_pool_argmax(p.output, (h, w), p.k)
-                });
                 Building::ConvRows {
                     params,
                     on: (selected[*weight], selected[*bias]),
                     width,
-                    kernels: ConvKernels::new(sig.input_dims, shape, *spec)?,
+                    kernels: conv,
                     input: sig.input.to_vec(),
                     dense: Vec::new(),
                     pooled,
                 }
             } else {
+                let [_, o, oh, ow] = conv.output();
                 Building::ConvSparse {
                     layer: Layer::Conv {
                         weight: on(*weight),
                         bias: on(*bias),
                         zero_weight: vec![T::zero(); shape.iter().product()],
                         zero_bias: vec![T::zero(); shape[0]],
-                        kernels: ConvKernels::new(sig.input_dims, shape, *spec)?,
+                        kernels: conv,
                         input: sig.input.to_vec(),
-                        out_len: sig.grad_output().len() / n.max(1),
+                        out_len: o * oh * ow,
                         start: Vec::new(),
                         index: Vec::new(),
                         cotangents: Vec::new(),
                     },
                     dense: Vec::new(),
+                    pooled,
                 }
             }
         }
@@ -344,7 +350,7 @@ fn record<T: Real>(
 ) -> Result<()> {
     let classes = sig.classes;
     match b {
-        Building::ConvRows { dense, pooled: Some(_), .. } => {
+        Building::ConvRows { dense, pooled: Some(_), .. } | Building::ConvSparse { dense, pooled: Some(_), .. } => {
             let p = sig.pooled.as_ref().ok_or_else(|| Error::Internal("a pooled signal lost its pooling".into()))?;
             dense.push(p.grad.to_vec())
         }
@@ -420,26 +426,40 @@ fn pooled_sample_grads<T: Real>(kernels: &ConvKernels, input: &[T], dys: &[&[T]]
     })
 }
 
-/// A convolution's dense per-logit cotangents as sparse rows over the positions any logit
-/// reaches, in parallel over pieces of samples.
-fn compress<T: Real>(mut layer: Layer<T>, dense: &[Vec<T>], n: usize) -> Layer<T> {
-    let Layer::Conv { out_len, start, index, cotangents, .. } = &mut layer else { return layer };
-    let len = *out_len;
+/// A convolution's per-logit cotangents as sparse rows over the positions any logit reaches,
+/// in parallel over pieces of samples. They are dense, or with `pooled` (each window's maximum
+/// in its plane) at the pooled maxima: a quarter of the values to scan for 2×2 pooling.
+fn compress<T: Real>(mut layer: Layer<T>, dense: &[Vec<T>], n: usize, pooled: Option<&[u32]>) -> Layer<T> {
+    let Layer::Conv { out_len, start, index, cotangents, kernels, .. } = &mut layer else { return layer };
+    let [_, channels, oh, ow] = kernels.output();
+    let len = match pooled {
+        Some(at) => at.len() / n.max(1),
+        None => *out_len,
+    };
+    // Value k of sample i's row: its position in the sample's output.
+    let windows = len / channels.max(1);
+    let position = |i: usize, k: usize| match pooled {
+        Some(at) => ((k / windows) * oh * ow) as u32 + at[i * len + k],
+        None => k as u32,
+    };
     let pieces = parallel::map(n.div_ceil(SAMPLES), |p| {
-        let (mut idx, mut counts, mut vals) = (Vec::new(), Vec::new(), Vec::new());
-        let mut reached = vec![false; len];
+        let most = SAMPLES.min(n - p * SAMPLES) * len;
+        let (mut idx, mut counts, mut vals) =
+            (Vec::with_capacity(most), Vec::with_capacity(SAMPLES), Vec::with_capacity(most * dense.len()));
+        let (mut reached, mut ks) = (vec![false; len], Vec::with_capacity(len));
         for i in p * SAMPLES..((p + 1) * SAMPLES).min(n) {
             reached.fill(false);
             for d in dense {
                 reached.iter_mut().zip(&d[i * len..][..len]).for_each(|(r, v)| *r |= *v != T::zero());
             }
-            let first = idx.len();
-            idx.extend(reached.iter().enumerate().filter(|(_, &r)| r).map(|(k, _)| k as u32));
+            ks.clear();
+            ks.extend((0..len).filter(|&k| reached[k]));
+            idx.extend(ks.iter().map(|&k| position(i, k)));
             for d in dense {
                 let row = &d[i * len..][..len];
-                vals.extend(idx[first..].iter().map(|&k| row[k as usize]));
+                vals.extend(ks.iter().map(|&k| row[k]));
             }
-            counts.push(idx.len() - first);
+            counts.push(ks.len());
         }
         (idx, counts, vals)
     });

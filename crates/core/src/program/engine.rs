@@ -139,11 +139,12 @@ pub struct LayerSignal<'a, T> {
     pub input_dims: &'a [usize],
     /// Logits per sample.
     pub classes: usize,
-    /// Set when the layer is the first op and max-pooling follows it (LeNets' first
-    /// convolution): the cotangent is then known at the pooled maxima, and the dense one
-    /// ([`LayerSignal::grad_output`]) is only routed back through the pooling if asked for.
+    /// Set when max-pooling follows the layer: the cotangent at the pooled maxima. For the
+    /// first op (LeNets' first convolution) the dense one ([`LayerSignal::grad_output`]) is then
+    /// only routed back through the pooling if asked for.
     pub pooled: Option<Pooled<'a, T>>,
-    grad: &'a [T],
+    /// The dense cotangent, when the backward pass made it.
+    grad: Option<&'a [T]>,
     dense: std::sync::OnceLock<Vec<T>>,
     step: &'a Step<T>,
 }
@@ -161,9 +162,10 @@ pub struct Pooled<'a, T> {
 impl<T: Real> LayerSignal<'_, T> {
     /// The cotangent of the layer's output (`N×…`, the output's shape).
     pub fn grad_output(&self) -> &[T] {
-        match &self.pooled {
-            None => self.grad,
-            Some(p) => self.dense.get_or_init(|| {
+        match (self.grad, &self.pooled) {
+            (Some(g), _) => g,
+            (None, None) => &[],
+            (None, Some(p)) => self.dense.get_or_init(|| {
                 // 4-D: `logit_backprop` pools only 4-D outputs.
                 let (h, w) = (p.output_dims[2], p.output_dims[3]);
                 crate::ops::kernels::max_pool_backward(p.output, p.grad, (h, w), p.k, false)
@@ -194,23 +196,30 @@ pub fn logit_backprop<T: Real>(
     // The first op's output cotangent feeds no input gradient: when max-pooling follows it, the
     // pooled cotangent is handed over as is, and routed back to the windows' maxima (a dense
     // array per logit, mostly zeros) only if the visitor asks.
-    let pooled_first = match (program.ops.first(), program.ops.get(1)) {
-        (Some(first), Some(Op::MaxPool2d { k })) if rules::has_params(first) && tape.steps[1].dims.len() == 4 => {
-            Some(*k)
-        }
-        _ => None,
-    };
+    // `pool_after[i]`: the window of the max-pooling that follows layer i, if one does.
+    let pool_after: Vec<Option<usize>> = (0..program.ops.len())
+        .map(|i| match program.ops.get(i + 1) {
+            Some(Op::MaxPool2d { k }) if rules::has_params(&program.ops[i]) && tape.steps[i + 1].dims.len() == 4 => {
+                Some(*k)
+            }
+            _ => None,
+        })
+        .collect();
+    let pooled_first = pool_after.first().copied().flatten().is_some();
     for c in 0..classes {
         let mut gy = vec![T::zero(); n * classes];
         (0..n).for_each(|i| gy[i * classes + c] = T::one());
+        // The cotangent at the output of a pooling that follows a layer with parameters.
+        let mut at_pool: Vec<T> = Vec::new();
         for (i, (op, step)) in program.ops.iter().zip(&tape.steps).enumerate().rev() {
             if rules::has_params(op) {
-                let pooled = pooled_first.filter(|_| i == 0).map(|k| Pooled {
+                let pooled = pool_after[i].map(|k| Pooled {
                     k,
-                    output: &tape.steps[1].x[..],
-                    output_dims: &tape.steps[1].dims[..],
-                    grad: &gy[..],
+                    output: &tape.steps[i + 1].x[..],
+                    output_dims: &tape.steps[i + 1].dims[..],
+                    grad: &at_pool[..],
                 });
+                let dense = !(i == 0 && pooled_first);
                 let signal = LayerSignal {
                     op_index: i,
                     op,
@@ -218,13 +227,16 @@ pub fn logit_backprop<T: Real>(
                     input_dims: &step.dims,
                     classes,
                     pooled,
-                    grad: &gy,
+                    grad: dense.then_some(&gy[..]),
                     dense: std::sync::OnceLock::new(),
                     step,
                 };
                 visit(c, &signal)?;
             }
-            if i > 1 || (i == 1 && pooled_first.is_none()) {
+            if i > 0 && pool_after[i - 1].is_some() {
+                at_pool.clone_from(&gy);
+            }
+            if i > 1 || (i == 1 && !pooled_first) {
                 gy = rules::input_grad(op, &program.param_shapes, w, step, gy, &mut scratch)?;
             }
         }
