@@ -57,17 +57,14 @@ enum Layer<T> {
     },
 }
 
-/// A layer while the per-logit passes run. Convolutions keep dense cotangents until every
-/// logit has been seen: their reached positions are the union over logits, and their
-/// per-sample Jacobian rows come from one im2col and one GEMM per sample for all logits.
+/// A layer while the per-logit passes run. Convolutions keep every logit's cotangents until
+/// all have been seen: their reached positions are the union over logits, and their
+/// per-sample Jacobian rows come from one GEMM per sample for all logits.
 enum Building<T> {
     Done(Layer<T>),
     ConvSparse {
         layer: Layer<T>,
-        /// Per logit, the output cotangents: dense, or with `pooled` at the pooled maxima.
-        dense: Vec<Vec<T>>,
-        /// Each window's maximum in its output plane, when max-pooling follows the layer.
-        pooled: Option<Vec<u32>>,
+        cot: PerLogit<T>,
     },
     ConvRows {
         params: Params,
@@ -76,21 +73,47 @@ enum Building<T> {
         width: usize,
         kernels: ConvKernels,
         input: Vec<T>,
-        /// Per logit, the output cotangents: dense, or with `pooled` at the pooled maxima.
-        dense: Vec<Vec<T>>,
-        /// Each window's maximum in its output plane, when max-pooling follows the layer.
-        pooled: Option<Vec<u32>>,
+        cot: PerLogit<T>,
     },
+}
+
+/// A convolution's output cotangents, logit by logit: at the pooled maxima when max-pooling
+/// follows it (`pooled`: each window's maximum in its output plane), else dense.
+struct PerLogit<T> {
+    values: Vec<Vec<T>>,
+    pooled: Option<Vec<u32>>,
+}
+
+impl<T: Real> PerLogit<T> {
+    fn new(sig: &LayerSignal<T>) -> Self {
+        let pooled = sig.pooled.as_ref().map(|p| {
+            let (h, w) = (p.output_dims[2], p.output_dims[3]);
+            kernels::max_pool_argmax(p.output, (h, w), p.k)
+        });
+        Self { values: Vec::new(), pooled }
+    }
+
+    fn push(&mut self, sig: &LayerSignal<T>) {
+        let g = match (&self.pooled, &sig.pooled) {
+            (Some(_), Some(p)) => p.grad,
+            _ => sig.grad_output(),
+        };
+        self.values.push(g.to_vec());
+    }
+
+    fn slices(&self) -> Vec<&[T]> {
+        self.values.iter().map(Vec::as_slice).collect()
+    }
 }
 
 impl<T: Real> Building<T> {
     fn finish(self, n: usize) -> Layer<T> {
         match self {
             Building::Done(layer) => layer,
-            Building::ConvSparse { layer, dense, pooled } => compress(layer, &dense, n, pooled.as_deref()),
-            Building::ConvRows { params, on, width, kernels, input, dense, pooled } => {
-                let dys: Vec<&[T]> = dense.iter().map(Vec::as_slice).collect();
-                let mut jacobian = match &pooled {
+            Building::ConvSparse { layer, cot } => compress(layer, &cot.values, n, cot.pooled.as_deref()),
+            Building::ConvRows { params, on, width, kernels, input, cot } => {
+                let dys = cot.slices();
+                let mut jacobian = match &cot.pooled {
                     Some(argmax) => pooled_sample_grads(&kernels, &input, &dys, argmax),
                     None => kernels.sample_grad_params(&input, &dys),
                 };
@@ -150,7 +173,7 @@ impl<T: Real> Factors<T> {
                     None => return Ok(()),
                 },
             };
-            record(program, w, sig, c, n, &mut building[at].1)
+            record(program, w, sig, c, &mut building[at].1)
         })?;
         let classes = logits.dims[1];
         let layers = building.into_iter().map(|(_, b)| b.finish(n)).collect();
@@ -285,7 +308,6 @@ fn start<T: Real>(program: &Program, selected: &[bool], sig: &LayerSignal<T>, n:
     }
     let on = |p: usize| selected[p].then_some(p);
     let width: usize = params.iter().map(|p| p.1).sum();
-    let rows = || Building::Done(Layer::Rows { params: params.clone(), width, jacobian: Vec::new() });
     Ok(Some(match sig.op {
         Op::Linear { weight, bias } => Building::Done(Layer::Linear {
             weight: on(*weight),
@@ -300,11 +322,7 @@ fn start<T: Real>(program: &Program, selected: &[bool], sig: &LayerSignal<T>, n:
             let nonzero = |g: &[T]| g.iter().filter(|v| **v != T::zero()).count() / n.max(1);
             let reached = sig.pooled.as_ref().map_or_else(|| nonzero(sig.grad_output()), |p| nonzero(p.grad));
             let shape = &program.param_shapes[*weight];
-            let conv = ConvKernels::new(sig.input_dims, shape, *spec)?;
-            let pooled = sig.pooled.as_ref().map(|p| {
-                let (h, w) = (p.output_dims[2], p.output_dims[3]);
-                kernels::max_pool_argmax(p.output, (h, w), p.k)
-            });
+            let (conv, cot) = (ConvKernels::new(sig.input_dims, shape, *spec)?, PerLogit::new(sig));
             if width <= reached {
                 Building::ConvRows {
                     params,
@@ -312,8 +330,7 @@ fn start<T: Real>(program: &Program, selected: &[bool], sig: &LayerSignal<T>, n:
                     width,
                     kernels: conv,
                     input: sig.input.to_vec(),
-                    dense: Vec::new(),
-                    pooled,
+                    cot,
                 }
             } else {
                 let [_, o, oh, ow] = conv.output();
@@ -330,12 +347,11 @@ fn start<T: Real>(program: &Program, selected: &[bool], sig: &LayerSignal<T>, n:
                         index: Vec::new(),
                         cotangents: Vec::new(),
                     },
-                    dense: Vec::new(),
-                    pooled,
+                    cot,
                 }
             }
         }
-        _ => rows(),
+        _ => Building::Done(Layer::Rows { params, width, jacobian: Vec::new() }),
     }))
 }
 
@@ -345,16 +361,11 @@ fn record<T: Real>(
     w: &Weights<T>,
     sig: &LayerSignal<T>,
     c: usize,
-    n: usize,
     b: &mut Building<T>,
 ) -> Result<()> {
     let classes = sig.classes;
     match b {
-        Building::ConvRows { dense, pooled: Some(_), .. } | Building::ConvSparse { dense, pooled: Some(_), .. } => {
-            let p = sig.pooled.as_ref().ok_or_else(|| Error::Internal("a pooled signal lost its pooling".into()))?;
-            dense.push(p.grad.to_vec())
-        }
-        Building::ConvSparse { dense, .. } | Building::ConvRows { dense, .. } => dense.push(sig.grad_output().to_vec()),
+        Building::ConvSparse { cot, .. } | Building::ConvRows { cot, .. } => cot.push(sig),
         Building::Done(Layer::Linear { dims, cotangents, .. }) => {
             let out = dims.2;
             for (i, g) in sig.grad_output().chunks(out).enumerate() {
@@ -362,31 +373,15 @@ fn record<T: Real>(
             }
         }
         Building::Done(Layer::Rows { params, width, jacobian }) => {
-            if jacobian.is_empty() {
-                *jacobian = vec![T::zero(); n * classes * *width];
-            }
-            // Made on every core before the per-sample items need it (see `ntk::kernel`).
-            sig.grad_output();
-            // Sample s owns rows s·C … s·C + C − 1: one piece each, in parallel.
-            let failed = std::sync::Mutex::new(None);
-            parallel::for_each_piece(jacobian, classes * *width, |s, rows| {
-                match sig.sample_param_grads(program, w, s) {
-                    Ok(grads) => {
-                        let row = &mut rows[c * *width..][..*width];
-                        let mut at = 0;
-                        for &(p, len) in params.iter() {
-                            if let Some((_, g)) = grads.iter().find(|(q, _)| *q == p) {
-                                row[at..at + len].copy_from_slice(g);
-                            }
-                            at += len;
-                        }
-                    }
-                    Err(e) => *failed.lock().expect("not poisoned") = Some(e),
-                }
-            });
-            if let Some(e) = failed.into_inner().expect("not poisoned") {
-                return Err(e);
-            }
+            let offsets: Vec<(usize, usize)> = params
+                .iter()
+                .scan(0, |at, &(p, len)| {
+                    *at += len;
+                    Some((p, *at - len))
+                })
+                .collect();
+            let offset = |p: usize| offsets.iter().find(|(q, _)| *q == p).map(|&(_, o)| o);
+            super::kernel::add_sample_rows(program, w, sig, c, jacobian, *width, offset)?;
         }
         Building::Done(Layer::Conv { .. }) => return Err(Error::Internal("a finished convolution factor".into())),
     }

@@ -150,29 +150,42 @@ fn signals<T: Real>(
             d.grads.push(sig.grad_output().to_vec());
             return Ok(());
         }
-        if jacobian.is_empty() {
-            jacobian = vec![T::zero(); n * sig.classes * cols.width];
-        }
-        // The dense cotangent, if it is made on request, is made here on every core, not by
-        // the first per-sample item while the others wait.
-        sig.grad_output();
-        // Sample s owns rows s·C … s·C + C − 1: one piece each, in parallel.
-        let failed = std::sync::Mutex::new(None);
-        parallel::for_each_piece(&mut jacobian, sig.classes * cols.width, |s, rows| {
-            match sig.sample_param_grads(program, w, s) {
-                Ok(grads) => {
-                    for (p, g) in grads {
-                        if let Some(off) = cols.offset[p] {
-                            rows[c * cols.width + off..][..g.len()].copy_from_slice(&g);
-                        }
-                    }
-                }
-                Err(e) => *failed.lock().expect("not poisoned") = Some(e),
-            }
-        });
-        failed.into_inner().expect("not poisoned").map_or(Ok(()), Err)
+        add_sample_rows(program, w, sig, c, &mut jacobian, cols.width, |p| cols.offset[p])
     })?;
     Ok(Signals { jacobian, classes: logits.dims[1], dense: dense.into_iter().map(|(_, d)| d).collect() })
+}
+
+/// Adds logit `c`'s per-sample gradients `∂f_c(x_s)/∂θ` of `sig`'s layer to per-sample
+/// Jacobian rows (row `s·C + c` of `width` columns; made zero on first use): parameter `p` at
+/// column `offset(p)`, left out when that is `None`.
+pub(super) fn add_sample_rows<T: Real>(
+    program: &Program,
+    w: &Weights<T>,
+    sig: &LayerSignal<T>,
+    c: usize,
+    jacobian: &mut Vec<T>,
+    width: usize,
+    offset: impl Fn(usize) -> Option<usize> + Sync,
+) -> Result<()> {
+    if jacobian.is_empty() {
+        *jacobian = vec![T::zero(); sig.input_dims[0] * sig.classes * width];
+    }
+    // The dense cotangent, if it is made on request, is made here on every core, not by the
+    // first per-sample item while the others wait.
+    sig.grad_output();
+    // Sample s owns rows s·C … s·C + C − 1: one piece each, in parallel.
+    let failed = std::sync::Mutex::new(None);
+    parallel::for_each_piece(jacobian, sig.classes * width, |s, rows| match sig.sample_param_grads(program, w, s) {
+        Ok(grads) => {
+            for (p, g) in grads {
+                if let Some(off) = offset(p) {
+                    rows[c * width + off..][..g.len()].copy_from_slice(&g);
+                }
+            }
+        }
+        Err(e) => *failed.lock().expect("not poisoned") = Some(e),
+    });
+    failed.into_inner().expect("not poisoned").map_or(Ok(()), Err)
 }
 
 /// `Θ(x1, x2)` as `kernel` asks, by `method` (not [`Method::Ntvp`]), over the selected

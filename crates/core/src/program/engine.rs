@@ -164,6 +164,7 @@ impl<T: Real> LayerSignal<'_, T> {
     pub fn grad_output(&self) -> &[T] {
         match (self.grad, &self.pooled) {
             (Some(g), _) => g,
+            // Not made: `logit_backprop` leaves out the dense cotangent only beside a pooled one.
             (None, None) => &[],
             (None, Some(p)) => self.dense.get_or_init(|| {
                 // 4-D: `logit_backprop` pools only 4-D outputs.
@@ -182,8 +183,8 @@ impl<T: Real> LayerSignal<'_, T> {
 /// One forward pass of `x`, then for each logit `c` one backward pass with cotangent `e_c` for
 /// every sample, calling `visit(c, signal)` at each layer with parameters (last layer first).
 /// Samples stay independent only when no layer mixes them (batch norm with batch statistics
-/// does; its per-sample gradients are refused). A first layer followed by max-pooling gets its
-/// cotangent at the pooled maxima ([`LayerSignal::pooled`]).
+/// does; its per-sample gradients are refused). A layer followed by max-pooling also gets its
+/// cotangent at the pooled maxima ([`LayerSignal::pooled`]); for the first op, only that one.
 pub fn logit_backprop<T: Real>(
     program: &Program,
     w: &Weights<T>,
@@ -193,10 +194,10 @@ pub fn logit_backprop<T: Real>(
     let tape = run(program, w, None, x)?;
     let (n, classes) = (tape.logits.dims[0], tape.logits.data.len() / tape.logits.dims[0].max(1));
     let mut scratch: Weights<T> = w.iter().map(|p| vec![T::zero(); p.len()]).collect();
-    // The first op's output cotangent feeds no input gradient: when max-pooling follows it, the
-    // pooled cotangent is handed over as is, and routed back to the windows' maxima (a dense
-    // array per logit, mostly zeros) only if the visitor asks.
-    // `pool_after[i]`: the window of the max-pooling that follows layer i, if one does.
+    // `pool_after[i]`: the window of the max-pooling that follows layer i, if one does; the
+    // layer's signal then carries the cotangent at the pooled maxima too. The first op's output
+    // cotangent feeds no input gradient, so for it the pooling's backward is not run at all:
+    // the dense cotangent (an array per logit, mostly zeros) is made only if the visitor asks.
     let pool_after: Vec<Option<usize>> = (0..program.ops.len())
         .map(|i| match program.ops.get(i + 1) {
             Some(Op::MaxPool2d { k }) if rules::has_params(&program.ops[i]) && tape.steps[i + 1].dims.len() == 4 => {
@@ -234,9 +235,13 @@ pub fn logit_backprop<T: Real>(
                 visit(c, &signal)?;
             }
             if i > 0 && pool_after[i - 1].is_some() {
+                if i == 1 {
+                    at_pool = std::mem::take(&mut gy);
+                    continue;
+                }
                 at_pool.clone_from(&gy);
             }
-            if i > 1 || (i == 1 && !pooled_first) {
+            if i > 0 {
                 gy = rules::input_grad(op, &program.param_shapes, w, step, gy, &mut scratch)?;
             }
         }
